@@ -1,0 +1,146 @@
+"""The library's one currency: a padded batch of trajectories (ARCHITECTURE.md).
+
+Every algorithm consumes and produces a :class:`TrajectoryBatch`: B trajectories
+padded to T steps with a mask. The same type carries a tabular rollout, a
+CartPole rollout, and (in ``llmtrack``) prompt + response token ids, so BC, DAgger
+and the rest never know which world they are in.
+
+Shapes (B = trajectories, T = steps):
+    obs        (B, T, ...)  what the policy reads at each step: state ids (B, T),
+                            feature vectors (B, T, d). A token-world policy may
+                            instead read one context per trajectory (B, L); the
+                            batch only requires obs.shape[0] == B.
+    actions    (B, T)       discrete actions (long), or (B, T, d) continuous ones
+    mask       (B, T)       True where a step is real, False on padding
+    rewards    (B, T)       optional: rewards seen by the learner
+    log_probs  (B, T)       optional: log pi(a_t | s_t) of the policy that sampled
+    values     (B, T)       optional: value estimates V(s_t)
+    terminated (B, T)       optional: True where step t ended the episode by reaching
+                            a terminal state (not by a time limit)
+    info       dict         extra per-batch data kept away from learners (e.g. the
+                            gold reward for evaluation)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["TrajectoryBatch"]
+
+_OPTIONAL = ("rewards", "log_probs", "values", "terminated")
+
+
+@dataclass(frozen=True)
+class TrajectoryBatch:
+    """B trajectories padded to T steps; validated on construction (see module docstring)."""
+
+    obs: Tensor
+    actions: Tensor
+    mask: Tensor
+    rewards: Tensor | None = None
+    log_probs: Tensor | None = None
+    values: Tensor | None = None
+    terminated: Tensor | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("obs", "actions", "mask", *_OPTIONAL):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Tensor):
+                raise ValueError(f"{name}: must be a torch.Tensor, got {type(value).__name__}")
+        if self.mask.ndim != 2:
+            raise ValueError(f"mask: must have shape (B, T), got {tuple(self.mask.shape)}")
+        if self.mask.dtype != torch.bool:
+            object.__setattr__(self, "mask", self.mask.bool())
+        B, T = self.mask.shape
+        if tuple(self.actions.shape[:2]) != (B, T):
+            raise ValueError(f"actions: must start with (B, T) = {(B, T)}, got {tuple(self.actions.shape)}")
+        if self.obs.ndim < 2 or self.obs.shape[0] != B:
+            raise ValueError(f"obs: must have B = {B} rows and at least 2 dims, got {tuple(self.obs.shape)}")
+        for name in _OPTIONAL:
+            value = getattr(self, name)
+            if value is not None and tuple(value.shape) != (B, T):
+                raise ValueError(f"{name}: must have shape (B, T) = {(B, T)}, got {tuple(value.shape)}")
+
+    # -- sizes ---------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        return self.mask.shape[0]
+
+    @property
+    def horizon(self) -> int:
+        return self.mask.shape[1]
+
+    @property
+    def n_steps(self) -> int:
+        """Number of real (unmasked) steps."""
+        return int(self.mask.sum())
+
+    @property
+    def lengths(self) -> Tensor:
+        """Real steps per trajectory, shape (B,)."""
+        return self.mask.sum(dim=1)
+
+    # -- manipulation --------------------------------------------------------
+    def replace(self, **changes: Any) -> "TrajectoryBatch":
+        """A copy with some fields replaced (e.g. DAgger's relabelled actions)."""
+        return dataclasses.replace(self, **changes)
+
+    def __getitem__(self, index: Tensor | slice | Sequence[int]) -> "TrajectoryBatch":
+        """Select trajectories (rows) by index; per-trajectory info tensors follow."""
+        changes = {name: getattr(self, name)[index] for name in ("obs", "actions", "mask", *_OPTIONAL)
+                   if getattr(self, name) is not None}
+        return dataclasses.replace(self, **changes, info=dict(self.info))
+
+    def to(self, device: torch.device | str) -> "TrajectoryBatch":
+        changes = {name: getattr(self, name).to(device) for name in ("obs", "actions", "mask", *_OPTIONAL)
+                   if getattr(self, name) is not None}
+        return dataclasses.replace(self, **changes)
+
+    def masked_mean(self, x: Tensor) -> Tensor:
+        """Mean of a per-step quantity x (B, T) over the real steps."""
+        m = self.mask.to(x.dtype)
+        return (x * m).sum() / m.sum().clamp_min(1.0)
+
+    def masked_sum(self, x: Tensor) -> Tensor:
+        """Per-trajectory sum of x (B, T) over real steps, shape (B,): e.g. sequence log-prob."""
+        return (x * self.mask.to(x.dtype)).sum(dim=1)
+
+    @staticmethod
+    def cat(batches: Sequence["TrajectoryBatch"]) -> "TrajectoryBatch":
+        """Stack batches along B, padding every per-step field to the longest T.
+
+        Padding is zeros (mask False). Optional fields are kept only if every batch has them.
+        ``info`` is not merged (it describes one collection run): the result's is empty.
+        """
+        if len(batches) == 0:
+            raise ValueError("batches: need at least one TrajectoryBatch to concatenate")
+        T = max(b.horizon for b in batches)
+        obs_stepwise = all(b.obs.ndim >= 2 and b.obs.shape[1] == b.horizon for b in batches)
+
+        def pad(x: Tensor, length: int) -> Tensor:
+            if x.shape[1] == length:
+                return x
+            widths = [0, 0] * (x.ndim - 2) + [0, length - x.shape[1]]
+            return torch.nn.functional.pad(x, widths)
+
+        fields: dict[str, Tensor] = {}
+        for name in ("actions", "mask", *_OPTIONAL):
+            values = [getattr(b, name) for b in batches]
+            if any(v is None for v in values):
+                continue
+            fields[name] = torch.cat([pad(v, T) for v in values])
+        obs_len = T if obs_stepwise else max(b.obs.shape[1] for b in batches)
+        fields["obs"] = torch.cat([pad(b.obs, obs_len) for b in batches])
+        return TrajectoryBatch(**fields)
+
+    def flat_steps(self) -> tuple[Tensor, Tensor]:
+        """(obs, actions) of the real steps, flattened to (N, ...) and (N, ...); step-wise obs only."""
+        if self.obs.shape[1] != self.horizon:
+            raise ValueError("obs: flat_steps needs step-wise observations of shape (B, T, ...)")
+        return self.obs[self.mask], self.actions[self.mask]
