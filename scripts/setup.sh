@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Create (or reuse) a virtual environment and install minirl + llmtrack with everything the
+# demos, notebooks and tests need. Idempotent: a second run installs nothing new.
+#
+#   VENV=path   where the environment lives (default: .venv in the repository)
+#
+# torch: if the environment already imports torch (say a CUDA build you installed), it is
+# kept -- pyproject asks for a range, not a pin. Otherwise torch==2.13.0 is installed; on
+# this project's CI machines that is a CPU wheel found on local disk (an unpinned torch
+# would pull a multi-GB CUDA build).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+PY="${PYTHON:-python3}"
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --upgrade pip 2>/dev/null || true
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+    "$VENV/bin/python" -m pip install --quiet "torch==2.13.0"
+fi
+"$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+echo "setup: $("$VENV/bin/python" -c 'import torch, gymnasium; print(f"torch {torch.__version__}, gymnasium {gymnasium.__version__}")') in $VENV"

@@ -1,0 +1,71 @@
+"""The trajectory batch: validation, padding, indexing and masked reductions."""
+
+import pytest
+import torch
+
+from minirl.data import TrajectoryBatch
+
+
+def make_batch(B=3, T=4, lengths=(4, 2, 3)):
+    mask = torch.arange(T)[None, :] < torch.tensor(lengths)[:, None]
+    obs = torch.arange(B * T).reshape(B, T)
+    actions = (obs % 2) * mask
+    return TrajectoryBatch(obs=obs, actions=actions, mask=mask, rewards=torch.ones(B, T) * mask)
+
+
+def test_sizes_and_masked_reductions():
+    b = make_batch()
+    assert (b.batch_size, b.horizon, b.n_steps) == (3, 4, 9)
+    assert b.lengths.tolist() == [4, 2, 3]
+    x = torch.arange(12.0).reshape(3, 4)
+    # real steps: row0 0..3, row1 4,5, row2 8,9,10
+    assert b.masked_sum(x).tolist() == [6.0, 9.0, 27.0]
+    assert b.masked_mean(x).item() == pytest.approx((6 + 9 + 27) / 9)
+
+
+@pytest.mark.parametrize(
+    "field, kwargs, match",
+    [
+        ("mask", dict(mask=torch.ones(3)), "mask"),
+        ("actions", dict(actions=torch.zeros(3, 5, dtype=torch.long)), "actions"),
+        ("obs", dict(obs=torch.zeros(2, 4)), "obs"),
+        ("rewards", dict(rewards=torch.zeros(3, 3)), "rewards"),
+        ("log_probs", dict(log_probs=torch.zeros(4, 4)), "log_probs"),
+        ("values", dict(values=[0.0]), "values"),
+    ],
+)
+def test_validation_names_the_field(field, kwargs, match):
+    base = dict(obs=torch.zeros(3, 4), actions=torch.zeros(3, 4, dtype=torch.long), mask=torch.ones(3, 4))
+    base.update(kwargs)
+    with pytest.raises(ValueError, match=match):
+        TrajectoryBatch(**base)
+
+
+def test_cat_pads_to_longest_and_keeps_common_fields():
+    a = make_batch()
+    b = TrajectoryBatch(obs=torch.full((2, 6), 7), actions=torch.ones(2, 6, dtype=torch.long),
+                        mask=torch.ones(2, 6, dtype=torch.bool))
+    c = TrajectoryBatch.cat([a, b])
+    assert c.obs.shape == (5, 6) and c.horizon == 6
+    assert c.n_steps == a.n_steps + b.n_steps
+    assert torch.equal(c.obs[:3, :4], a.obs) and torch.all(c.obs[:3, 4:] == 0)
+    assert not c.mask[:3, 4:].any()
+    assert c.rewards is None  # b has no rewards, so the concatenation cannot have them
+    with pytest.raises(ValueError, match="batches"):
+        TrajectoryBatch.cat([])
+
+
+def test_indexing_and_flat_steps():
+    b = make_batch()
+    sub = b[torch.tensor([2, 0])]
+    assert sub.lengths.tolist() == [3, 4] and torch.equal(sub.obs[1], b.obs[0])
+    obs, actions = b.flat_steps()
+    assert obs.tolist() == [0, 1, 2, 3, 4, 5, 8, 9, 10]
+    assert actions.tolist() == [o % 2 for o in obs.tolist()]
+
+
+def test_replace_revalidates():
+    b = make_batch()
+    assert torch.equal(b.replace(actions=torch.zeros(3, 4, dtype=torch.long)).actions, torch.zeros(3, 4))
+    with pytest.raises(ValueError, match="actions"):
+        b.replace(actions=torch.zeros(3, 2, dtype=torch.long))
