@@ -68,8 +68,10 @@ def gridworld(layout: str = "S...\n.#..\n...G", slip: float = 0.0, gamma: float 
     """A grid from ASCII: ``S`` start, ``G`` goal (absorbing), ``#`` wall, ``.`` floor.
 
     Actions up/right/down/left; with probability ``slip`` the move goes to a uniformly random
-    other direction. Bumping into a wall or the edge stays put. Reward ``goal_reward`` for
-    the step that enters G, ``step_reward`` for every other step; G is terminal.
+    other direction. Bumping into a wall or the edge stays put. G is terminal. The reward is
+    the expected one, R[s, a] = step_reward + goal_reward * P(enter G | s, a), because a
+    TabularMDP stores R[s, a] only: with slip > 0 a move towards G pays its expectation
+    whether or not this particular step entered G (returns are the same in expectation).
     """
     rows = [r for r in layout.strip().splitlines()]
     if len({len(r) for r in rows}) != 1:

@@ -56,7 +56,8 @@ class TabularEnv(gym.Env[np.int64, np.int64]):
             reward = float(self.mdp.R[s, a])
         self._state, self._t = s_next, self._t + 1
         terminated = bool(self.mdp.terminal is not None and self.mdp.terminal[s_next])
-        truncated = self.mdp.horizon is not None and self._t >= self.mdp.horizon
+        # As in the vector env: an episode that reaches a terminal state is terminated, not truncated.
+        truncated = self.mdp.horizon is not None and self._t >= self.mdp.horizon and not terminated
         return np.int64(s_next), reward, terminated, truncated, info
 
 
