@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["TrajectoryBatch"]
+__all__ = ["TrajectoryBatch", "Preferences"]
 
 _OPTIONAL = ("rewards", "log_probs", "values", "terminated")
 
@@ -144,3 +144,36 @@ class TrajectoryBatch:
         if self.obs.shape[1] != self.horizon:
             raise ValueError("obs: flat_steps needs step-wise observations of shape (B, T, ...)")
         return self.obs[self.mask], self.actions[self.mask]
+
+
+@dataclass(frozen=True)
+class Preferences:
+    """Pairs of trajectories where ``chosen[i]`` was preferred to ``rejected[i]`` (EQUATIONS.md §5).
+
+    Attributes:
+        chosen, rejected: TrajectoryBatches with the same B (for tokens: the same prompt in row i).
+        strength: optional (B,) probability or margin attached to each label (e.g. the
+            Bradley-Terry probability the labeller used); None when labels are hard.
+    """
+
+    chosen: TrajectoryBatch
+    rejected: TrajectoryBatch
+    strength: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        B = self.chosen.batch_size
+        if self.rejected.batch_size != B:
+            raise ValueError(f"rejected: has {self.rejected.batch_size} pairs but chosen has {B}")
+        if B == 0:
+            raise ValueError("chosen: the preference set is empty")
+        if self.strength is not None and tuple(self.strength.shape) != (B,):
+            raise ValueError(f"strength: must have shape (B,) = ({B},), got {tuple(self.strength.shape)}")
+        if self.chosen.obs.shape == self.rejected.obs.shape and self.chosen.actions.shape == self.rejected.actions.shape:
+            same = ((self.chosen.actions == self.rejected.actions) | ~self.chosen.mask).flatten(1).all(1) \
+                & (self.chosen.mask == self.rejected.mask).all(1) \
+                & (self.chosen.obs == self.rejected.obs).flatten(1).all(1)
+            if same.any():
+                raise ValueError(f"rejected: pair {int(same.nonzero()[0])} is identical to its chosen trajectory")
+
+    def __len__(self) -> int:
+        return self.chosen.batch_size

@@ -1,0 +1,128 @@
+"""Tiny HuggingFace causal language models, built from configs -- never fetched from a hub.
+
+Presets (GPT-2 and Llama families), sized for where they run:
+    nano   tests: ~0.1M parameters, seconds on a CPU
+    small  notebooks: ~1M parameters, minutes on a CPU
+    base   a GPU: ~100M parameters (GPT-2-small-like width and depth)
+``build_model(preset, vocab_size, ...)`` makes a freshly initialised model (seeded, no
+dropout: the log-prob of a token must be the same when it is sampled and when it is trained
+on, or importance ratios and KL estimates are noise);
+``load_model(path)`` loads any local causal-LM checkpoint directory; ``save_model`` writes
+one atomically (a temporary folder renamed into place, so an interrupted save leaves the
+last good checkpoint intact).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from llmtrack.tokenizer import BOS, EOS, PAD
+
+__all__ = ["PRESETS", "ModelPreset", "build_model", "load_model", "save_model", "count_parameters", "resolve_device"]
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """Width and depth of a preset; the family decides the block (GPT-2 or Llama)."""
+
+    d_model: int
+    """Hidden size."""
+    n_layers: int
+    """Transformer blocks."""
+    n_heads: int
+    """Attention heads (d_model must divide evenly)."""
+    max_positions: int
+    """Longest context the model accepts (prompt + response)."""
+
+
+PRESETS: dict[str, ModelPreset] = {
+    "nano": ModelPreset(d_model=64, n_layers=2, n_heads=2, max_positions=64),
+    "small": ModelPreset(d_model=128, n_layers=4, n_heads=4, max_positions=128),
+    "base": ModelPreset(d_model=768, n_layers=12, n_heads=12, max_positions=256),
+}
+FAMILIES = ("gpt2", "llama")
+
+
+def build_model(preset: str = "nano", vocab_size: int = 64, family: str = "gpt2", seed: int = 0):
+    """A randomly initialised causal LM of the given preset and family (deterministic in ``seed``)."""
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    if preset not in PRESETS:
+        raise ValueError(f"preset: unknown size {preset!r}; valid: {sorted(PRESETS)}")
+    if family not in FAMILIES:
+        raise ValueError(f"family: unknown model family {family!r}; valid: {list(FAMILIES)}")
+    if vocab_size < 6:
+        raise ValueError(f"vocab_size: must be >= 6 (5 special tokens and a word), got {vocab_size}")
+    p = PRESETS[preset]
+    special = dict(bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD)
+    if family == "gpt2":
+        config = GPT2Config(vocab_size=vocab_size, n_positions=p.max_positions, n_embd=p.d_model,
+                            n_layer=p.n_layers, n_head=p.n_heads, resid_pdrop=0.0, embd_pdrop=0.0,
+                            attn_pdrop=0.0, **special)
+        cls = GPT2LMHeadModel
+    else:
+        config = LlamaConfig(vocab_size=vocab_size, hidden_size=p.d_model, intermediate_size=4 * p.d_model,
+                             num_hidden_layers=p.n_layers, num_attention_heads=p.n_heads,
+                             num_key_value_heads=p.n_heads, max_position_embeddings=p.max_positions,
+                             tie_word_embeddings=True, attention_dropout=0.0, **special)
+        cls = LlamaForCausalLM
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)  # weights depend on the seed only, not on global RNG state
+    model = cls(config)
+    torch.random.set_rng_state(state)
+    return model
+
+
+def load_model(path: str | os.PathLike):
+    """Load a causal LM from a local checkpoint directory (no hub access)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"path: checkpoint directory {str(path)!r} does not exist")
+    if not (path / "config.json").is_file():
+        raise ValueError(f"path: {str(path)!r} has no config.json, so it is not a HuggingFace checkpoint")
+    config = AutoConfig.from_pretrained(path, local_files_only=True)
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+    except ValueError as err:
+        raise ValueError(f"path: {str(path)!r} is not a causal LM checkpoint ({type(config).__name__})") from err
+
+
+def save_model(model, path: str | os.PathLike, tokenizer=None) -> Path:
+    """save_pretrained to a temporary sibling folder, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        model.save_pretrained(tmp)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def count_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto" -> CUDA if present, else CPU; otherwise the named device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)

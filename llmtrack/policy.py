@@ -1,0 +1,162 @@
+"""A HuggingFace causal LM as a minirl policy over the token MDP (seed §2.2, Table 2).
+
+State = the context (prompt + tokens so far), action = the next token. The adapter
+satisfies :class:`minirl.policies.Policy`, so minirl's BC *is* SFT and minirl's DAgger
+*is* on-policy distillation, with no second implementation.
+
+Token batches (what :func:`llmtrack.rollout.generate` returns and tasks build):
+    obs      (B, P + T)  prompt ids left-padded with [PAD] into the first P columns, then
+                         the response in the last T columns (right-padded after [EOS])
+    actions  (B, T)      the response tokens
+    mask     (B, T)      True on real response tokens ([EOS] included)
+So response step t is predicted from the logits at column P + t - 1, with P = obs.shape[1] - T:
+one forward pass gives every step's log-prob (prompt positions are outside the mask).
+
+A single-step observation (``sample``) is any context row: left-padded with [PAD] as above,
+or right-padded with [MASK] as in the seed's worked example and :class:`llmtrack.mdp.TokenMDP`.
+Fillers ([PAD], [MASK]) are never attended to; positions count real tokens only, so both
+layouts give the same logits. The policy never emits a filler, [BOS] or [UNK]: those logits
+are set to -inf, keeping generated contexts unambiguous.
+"""
+
+from __future__ import annotations
+
+import copy
+from contextlib import nullcontext
+
+import torch
+from torch import Tensor, nn
+
+from minirl.data import TrajectoryBatch
+from llmtrack.models import resolve_device
+from llmtrack.tokenizer import BOS, MASK, PAD, UNK
+
+__all__ = ["LMPolicy", "frozen_reference", "check_not_shared", "FILLERS"]
+
+FILLERS = (PAD, MASK)
+_NEVER_EMIT = (PAD, BOS, MASK, UNK)
+
+
+def _attention(ids: Tensor) -> tuple[Tensor, Tensor]:
+    """attention_mask (B, L) = not a filler; position_ids (B, L) = index among real tokens."""
+    attn = ~torch.isin(ids, torch.tensor(FILLERS, device=ids.device))
+    positions = (attn.long().cumsum(-1) - 1).clamp_min(0)
+    return attn.long(), positions
+
+
+class LMPolicy(nn.Module):
+    """pi(a | context) = softmax(LM(context)[last position]), with an optional value head.
+
+    Args:
+        model: a HuggingFace causal LM (``build_model`` / ``load_model``).
+        value_head: add a linear value head V(s_t) on the last hidden state (for PPO-style use).
+        device: "auto" (CUDA if present, else CPU), "cpu", "cuda", ...; bf16 autocast on CUDA.
+    """
+
+    def __init__(self, model: nn.Module, value_head: bool = False, device: str = "auto"):
+        super().__init__()
+        self.device = resolve_device(device)
+        # Eval mode for good: dropout would give the same token different log-probs at
+        # sampling and training time (this adapter never needs it; presets have none).
+        self.model = model.to(self.device).eval()
+        self.n_actions = int(model.config.vocab_size)
+        hidden = int(getattr(model.config, "hidden_size", getattr(model.config, "n_embd", 0)))
+        self.value_head = nn.Linear(hidden, 1).to(self.device) if value_head else None
+        never = torch.zeros(self.n_actions, dtype=torch.bool)
+        never[list(_NEVER_EMIT)] = True
+        self.register_buffer("_never", never.to(self.device), persistent=False)
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def _forward(self, ids: Tensor, hidden: bool = False):
+        ids = ids.to(self.device).long()
+        if ids.numel() and (ids.min() < 0 or ids.max() >= self.n_actions):
+            raise ValueError(f"obs: token ids must lie in [0, {self.n_actions})")
+        max_pos = getattr(self.model.config, "n_positions", None) or getattr(self.model.config, "max_position_embeddings")
+        if ids.shape[1] > max_pos:
+            raise ValueError(f"obs: context of {ids.shape[1]} tokens exceeds the model's {max_pos} positions")
+        attn, positions = _attention(ids)
+        with self._autocast():
+            out = self.model(input_ids=ids, attention_mask=attn, position_ids=positions, output_hidden_states=hidden)
+        logits = out.logits.float().masked_fill(self._never, float("-inf"))  # (B, L, V)
+        return logits, (out.hidden_states[-1].float() if hidden else None)
+
+    @staticmethod
+    def _response_slice(batch: TrajectoryBatch) -> slice:
+        P = batch.obs.shape[1] - batch.horizon
+        if P < 1:
+            raise ValueError("obs: a token batch needs at least one prompt column before the T response columns")
+        return slice(P - 1, P - 1 + batch.horizon)
+
+    def log_probs_all(self, batch: TrajectoryBatch) -> Tensor:
+        """log pi(. | s_t) at every response step, (B, T, V), from one forward pass."""
+        logits, _ = self._forward(batch.obs)
+        return torch.log_softmax(logits[:, self._response_slice(batch)], dim=-1)
+
+    def log_prob(self, batch: TrajectoryBatch) -> Tensor:
+        """log pi(a_t | s_t), (B, T), zero on padding; the sequence log-prob is its masked sum."""
+        logp = self.log_probs_all(batch)  # (B, T, V)
+        mask = batch.mask.to(self.device)
+        actions = batch.actions.to(self.device).long()
+        if actions[mask].numel() and (actions[mask].min() < 0 or actions[mask].max() >= self.n_actions):
+            raise ValueError(f"actions: token ids must lie in [0, {self.n_actions})")
+        chosen = logp.gather(-1, actions.clamp(0, self.n_actions - 1).unsqueeze(-1)).squeeze(-1)
+        return torch.where(mask, chosen, torch.zeros_like(chosen))
+
+    def entropy(self, batch: TrajectoryBatch) -> Tensor:
+        logp = self.log_probs_all(batch)
+        h = -(logp.exp() * torch.nan_to_num(logp, neginf=0.0)).sum(-1)  # (B, T)
+        return torch.where(batch.mask.to(self.device), h, torch.zeros_like(h))
+
+    def values(self, batch: TrajectoryBatch) -> Tensor:
+        """V(s_t) at every response step, (B, T), from the value head."""
+        if self.value_head is None:
+            raise ValueError("value_head: this policy was built without a value head")
+        _, h = self._forward(batch.obs, hidden=True)  # (B, L, H)
+        v = self.value_head(h[:, self._response_slice(batch)]).squeeze(-1)
+        return torch.where(batch.mask.to(self.device), v, torch.zeros_like(v))
+
+    @torch.no_grad()
+    def next_token_log_probs(self, obs: Tensor) -> Tensor:
+        """log pi(. | context) for N contexts (N, L) in either padding layout, (N, V) on the CPU."""
+        logits, _ = self._forward(obs)
+        attn, _ = _attention(obs.to(self.device))
+        last = attn.shape[1] - 1 - attn.flip(-1).argmax(-1)  # index of the last real token, (N,)
+        if not attn.any(-1).all():
+            raise ValueError("obs: every context needs at least one real (non-filler) token")
+        return torch.log_softmax(logits[torch.arange(len(last)), last], dim=-1).cpu()
+
+    @torch.no_grad()
+    def sample(self, obs: Tensor, generator: torch.Generator | None = None,
+               deterministic: bool = False) -> tuple[Tensor, Tensor]:
+        """Next token for each of N contexts: (actions (N,), log_probs (N,)) on the CPU."""
+        logp = self.next_token_log_probs(obs)  # (N, V)
+        if deterministic:
+            actions = logp.argmax(-1)
+        else:
+            actions = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
+        return actions, logp.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+    @torch.no_grad()
+    def label(self, batch: TrajectoryBatch) -> Tensor:
+        """The most likely token at every response step (B, T): an LM can teach another (distillation)."""
+        return self.log_probs_all(batch).argmax(-1).cpu()
+
+
+def frozen_reference(policy: LMPolicy) -> LMPolicy:
+    """A frozen copy of ``policy`` (pi_ref for KL penalties and DPO): no gradients, eval mode."""
+    ref = copy.deepcopy(policy)
+    ref.eval()
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return ref
+
+
+def check_not_shared(policy: nn.Module, reference: nn.Module) -> None:
+    """Refuse a reference model that shares parameters with the policy (it would move with it)."""
+    ours = {p.data_ptr() for p in policy.parameters()}
+    if any(p.data_ptr() in ours for p in reference.parameters()):
+        raise ValueError("reference: shares parameters with the policy; pass a frozen copy (frozen_reference)")
