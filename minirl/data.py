@@ -113,21 +113,25 @@ class TrajectoryBatch:
 
     @staticmethod
     def cat(batches: Sequence["TrajectoryBatch"]) -> "TrajectoryBatch":
-        """Stack batches along B, padding every per-step field to the longest T.
+        """Stack batches along B, padding with zeros (mask False) to the longest T.
 
-        Padding is zeros (mask False). Optional fields are kept only if every batch has them.
-        ``info`` is not merged (it describes one collection run): the result's is empty.
+        Step-wise obs (B, T, ...) are padded like every per-step field. Context obs (B, P + T)
+        -- a prompt in the first P columns, the T steps' tokens in the last T (the token
+        layout of ``llmtrack``) -- keep that layout: prompts are left-padded to the widest P,
+        step columns right-padded to the longest T, so column P + t is still step t.
+        Optional fields are kept only if every batch has them; ``info`` (which describes one
+        collection run) is not merged.
         """
         if len(batches) == 0:
             raise ValueError("batches: need at least one TrajectoryBatch to concatenate")
         T = max(b.horizon for b in batches)
-        obs_stepwise = all(b.obs.ndim >= 2 and b.obs.shape[1] == b.horizon for b in batches)
+        stepwise = [b.obs.ndim >= 3 or b.obs.shape[1] == b.horizon for b in batches]
+        if any(stepwise) and not all(stepwise):
+            raise ValueError("batches: cannot mix step-wise observations with context (prompt + tokens) ones")
 
-        def pad(x: Tensor, length: int) -> Tensor:
-            if x.shape[1] == length:
-                return x
-            widths = [0, 0] * (x.ndim - 2) + [0, length - x.shape[1]]
-            return torch.nn.functional.pad(x, widths)
+        def pad(x: Tensor, length: int, left: int = 0) -> Tensor:
+            widths = [0, 0] * (x.ndim - 2) + [left, length - left - x.shape[1]]
+            return torch.nn.functional.pad(x, widths) if any(widths) else x
 
         fields: dict[str, Tensor] = {}
         for name in ("actions", "mask", *_OPTIONAL):
@@ -135,8 +139,11 @@ class TrajectoryBatch:
             if any(v is None for v in values):
                 continue
             fields[name] = torch.cat([pad(v, T) for v in values])
-        obs_len = T if obs_stepwise else max(b.obs.shape[1] for b in batches)
-        fields["obs"] = torch.cat([pad(b.obs, obs_len) for b in batches])
+        if all(stepwise):
+            fields["obs"] = torch.cat([pad(b.obs, T) for b in batches])
+        else:
+            P = max(b.obs.shape[1] - b.horizon for b in batches)
+            fields["obs"] = torch.cat([pad(b.obs, P + T, left=P - (b.obs.shape[1] - b.horizon)) for b in batches])
         return TrajectoryBatch(**fields)
 
     def flat_steps(self) -> tuple[Tensor, Tensor]:

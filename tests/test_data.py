@@ -69,3 +69,13 @@ def test_replace_revalidates():
     assert torch.equal(b.replace(actions=torch.zeros(3, 4, dtype=torch.long)).actions, torch.zeros(3, 4))
     with pytest.raises(ValueError, match="actions"):
         b.replace(actions=torch.zeros(3, 2, dtype=torch.long))
+
+
+def test_cat_keeps_the_token_layout():
+    """Context obs (prompt in the first P columns, step tokens in the last T) stay aligned."""
+    a = TrajectoryBatch(obs=torch.tensor([[1, 2, 7, 8]]), actions=torch.tensor([[7, 8]]), mask=torch.ones(1, 2))
+    b = TrajectoryBatch(obs=torch.tensor([[3, 4, 5, 9]]), actions=torch.tensor([[9]]), mask=torch.ones(1, 1))
+    c = TrajectoryBatch.cat([a, b])
+    assert c.obs.tolist() == [[0, 1, 2, 7, 8], [3, 4, 5, 9, 0]]
+    P = c.obs.shape[1] - c.horizon
+    assert torch.equal(c.obs[:, P:][c.mask], c.actions[c.mask])
