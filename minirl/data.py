@@ -30,7 +30,7 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["TrajectoryBatch", "Preferences"]
+__all__ = ["TrajectoryBatch", "Preferences", "empirical_occupancy"]
 
 _OPTIONAL = ("rewards", "log_probs", "values", "terminated")
 
@@ -184,3 +184,20 @@ class Preferences:
 
     def __len__(self) -> int:
         return self.chosen.batch_size
+
+
+def empirical_occupancy(batch: TrajectoryBatch, n_states: int, n_actions: int, gamma: float) -> "np.ndarray":
+    """Monte-Carlo occupancy from tabular trajectories: rho_hat(s, a) = (1/B) sum_i sum_t gamma^t 1[s_t = s, a_t = a].
+
+    The same (unnormalised) convention as :func:`minirl.mdp.occupancy_measure`, so the two can be
+    compared directly; this is what demonstrations let a learner estimate without any reward.
+    """
+    import numpy as np
+
+    if batch.obs.shape != batch.mask.shape:
+        raise ValueError("batch: empirical_occupancy needs tabular state ids, obs of shape (B, T)")
+    t = torch.arange(batch.horizon).expand_as(batch.mask)[batch.mask]  # time index of each real step
+    index = batch.obs[batch.mask].long() * n_actions + batch.actions[batch.mask].long()
+    weights = torch.as_tensor(gamma, dtype=torch.float64) ** t
+    counts = torch.zeros(n_states * n_actions, dtype=torch.float64).index_add_(0, index, weights)
+    return (counts / batch.batch_size).reshape(n_states, n_actions).numpy()

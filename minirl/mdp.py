@@ -276,13 +276,21 @@ class SoftSolution:
     pi: np.ndarray
 
 
-def _soft_backup(Q: np.ndarray, alpha: float, log_prior: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """V = alpha log sum_a prior(a|s) exp(Q/alpha), pi = prior exp((Q - V)/alpha), stably."""
+def _soft_backup(Q: np.ndarray, alpha: float, log_prior: np.ndarray | None,
+                 terminal: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """V = alpha log sum_a prior(a|s) exp(Q/alpha), pi = prior exp((Q - V)/alpha), stably.
+
+    A terminal state ends the episode, so it earns no entropy bonus: V = 0 there (otherwise
+    an absorbing state would collect alpha log|A| / (1 - gamma) that the environment never pays).
+    """
     logits = Q / alpha if log_prior is None else Q / alpha + log_prior
     m = logits.max(axis=-1, keepdims=True)
     lse = m + np.log(np.exp(logits - m).sum(axis=-1, keepdims=True))  # (S, 1)
     pi = np.exp(logits - lse)
-    return alpha * lse[..., 0], pi
+    V = alpha * lse[..., 0]
+    if terminal is not None:
+        V = np.where(terminal, 0.0, V)
+    return V, pi
 
 
 def soft_value_iteration(
@@ -298,6 +306,7 @@ def soft_value_iteration(
 
     Without a prior (EQUATIONS.md §1): Q = R + gamma P V, V = alpha log sum_a exp(Q/alpha),
     pi(a|s) = exp((Q - V)/alpha).
+    Terminal states (``mdp.terminal``) have V = 0: the episode stops there.
     With a prior pi_ref (EQUATIONS.md §6, with alpha = beta): V = alpha log sum_a pi_ref(a|s)
     exp(Q/alpha) and pi = pi_ref exp((Q - V)/alpha), the optimum of reward minus alpha KL(pi || pi_ref).
 
@@ -325,19 +334,19 @@ def soft_value_iteration(
         pi = np.zeros((horizon, S, A))
         for t in reversed(range(horizon)):  # backward induction from V_T = 0
             Q[t] = R + mdp.gamma * mdp.P @ V[t + 1]
-            V[t], pi[t] = _soft_backup(Q[t], alpha, log_prior)
+            V[t], pi[t] = _soft_backup(Q[t], alpha, log_prior, mdp.terminal)
         return SoftSolution(Q=Q, V=V, pi=pi)
     mdp._discounted("soft_value_iteration without a horizon")
     V = np.zeros(mdp.n_states)
     for _ in range(max_iter):
         Q = R + mdp.gamma * mdp.P @ V
-        V_new, _ = _soft_backup(Q, alpha, log_prior)
+        V_new, _ = _soft_backup(Q, alpha, log_prior, mdp.terminal)
         if np.max(np.abs(V_new - V)) < tol:
             V = V_new
             break
         V = V_new
     Q = R + mdp.gamma * mdp.P @ V
-    V, pi = _soft_backup(Q, alpha, log_prior)
+    V, pi = _soft_backup(Q, alpha, log_prior, mdp.terminal)
     return SoftSolution(Q=Q, V=V, pi=pi)
 
 

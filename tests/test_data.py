@@ -79,3 +79,14 @@ def test_cat_keeps_the_token_layout():
     assert c.obs.tolist() == [[0, 1, 2, 7, 8], [3, 4, 5, 9, 0]]
     P = c.obs.shape[1] - c.horizon
     assert torch.equal(c.obs[:, P:][c.mask], c.actions[c.mask])
+
+
+def test_empirical_occupancy_is_a_discounted_count():
+    from minirl.data import empirical_occupancy
+
+    b = TrajectoryBatch(obs=torch.tensor([[0, 1, 1], [1, 0, 0]]), actions=torch.tensor([[1, 0, 1], [0, 0, 0]]),
+                        mask=torch.tensor([[True, True, True], [True, True, False]]))
+    rho = empirical_occupancy(b, 2, 2, gamma=0.5)
+    # row 0: (0,1)@t0 w1, (1,0)@t1 w.5, (1,1)@t2 w.25; row 1: (1,0)@t0 w1, (0,0)@t1 w.5
+    assert rho.tolist() == [[0.25, 0.5], [0.75, 0.125]]
+    assert rho.sum() == pytest.approx((1 + 0.5 + 0.25 + 1 + 0.5) / 2)

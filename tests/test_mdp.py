@@ -567,3 +567,19 @@ def test_taxi_value_matches_deterministic_rollouts():
         assert terminated and t < 30
         assert G == pytest.approx(V[s0], abs=1e-6)
     assert len(starts) > 1  # different start states were really exercised
+
+
+def test_soft_value_iteration_gives_terminal_states_no_entropy_bonus():
+    """The env stops at a terminal state, so the soft value there is 0, not alpha log|A| / (1 - gamma)."""
+    from minirl.envs import gridworld
+
+    mdp = gridworld(slip=0.1)
+    goal = np.flatnonzero(mdp.terminal)
+    V_star, _, _ = value_iteration(mdp)
+    for alpha in (1.0, 0.1):
+        for horizon in (None, 30):
+            sol = soft_value_iteration(mdp, alpha, horizon=horizon)
+            V = sol.V if horizon is None else sol.V[0]
+            assert np.all(V[goal] == 0.0)
+        gap = soft_value_iteration(mdp, alpha).V - V_star
+        assert np.all(gap >= -1e-9) and np.all(gap <= alpha * np.log(4) / (1 - mdp.gamma) + 1e-9)
