@@ -91,6 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.seeds < 1:
         print("minirl: error: --seeds: must be >= 1", file=sys.stderr)
         return 2
+    import torch
+
+    # The demos' tensors are tiny: a second intra-op thread only adds synchronisation, and
+    # on a busy 2-core machine it made them several times slower.
+    torch.set_num_threads(1)
     run = DEMOS[args.demo][0]
     summary = run(args)
     if args.json:

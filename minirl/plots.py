@@ -12,9 +12,10 @@ import numpy as np
 if TYPE_CHECKING:  # keep `import minirl.plots` free of experiment imports
     from matplotlib.figure import Figure
 
+    from minirl.experiments.cartpole_imitation import CartPoleImitationResult
     from minirl.experiments.compounding_error import CompoundingErrorResult
 
-__all__ = ["compounding_error_figure"]
+__all__ = ["compounding_error_figure", "cartpole_imitation_figure"]
 
 _COLORS = {"bc": "tab:red", "dagger": "tab:blue"}
 _LABELS = {"bc": "behaviour cloning", "dagger": "DAgger"}
@@ -54,5 +55,48 @@ def compounding_error_figure(result: "CompoundingErrorResult") -> "Figure":
     ax.set(xscale="log", xlabel="horizon T", ylabel=r"mistakes per step $\ell(\pi)/T$",
            title="BC's error rate grows with T; DAgger's stays at ε")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def cartpole_imitation_figure(result: "CartPoleImitationResult") -> "Figure":
+    """Return and mistake rate against expert-labelled steps, BC vs DAgger, on CartPole-v1.
+
+    Left: 500-step return (mean +- 1 std over seeds, shaded), the expert's return as a line;
+    BC's points are annotated with their number of demonstrations, DAgger's with their round.
+    Right: the per-step disagreement with the expert along each learner's own roll-outs.
+    """
+    import matplotlib.pyplot as plt
+
+    c, s = result.config, result.summary()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    annotations = {"bc": [f"{n}" for n in c.n_demos], "dagger": [f"it{i}" for i in result.iterations]}
+    names = {"bc": f"{_LABELS['bc']} (n demos)", "dagger": f"{_LABELS['dagger']} (round)"}
+    panels = ((axes[0], result.returns, f"return over {s['eval_steps']} steps", s["eval_steps"]),
+              (axes[1], result.mistake_rate, "mistakes per step along own roll-outs", 1.0))
+    for ax, values, ylabel, top in panels:
+        for m in ("bc", "dagger"):
+            x = result.labelled_steps[m].mean(0)
+            mean, std = values[m].mean(0), values[m].std(0)
+            ax.plot(x, mean, "o-", color=_COLORS[m], label=names[m])
+            ax.fill_between(x, np.clip(mean - std, 0, top), np.clip(mean + std, 0, top), color=_COLORS[m],
+                            alpha=0.2, lw=0)
+            if ax is axes[0]:
+                offset, last = ((0, 7) if m == "bc" else (0, -13)), -np.inf
+                for xi, yi, text in zip(x, mean, annotations[m]):
+                    if np.log10(xi) - last >= 0.1:  # thin out labels that would overlap on the log axis
+                        ax.annotate(text, (xi, yi), textcoords="offset points", xytext=offset, ha="center",
+                                    fontsize=7, color=_COLORS[m])
+                        last = np.log10(xi)
+        ax.set(xscale="log", xlabel=f"expert-labelled steps (log scale; episodes cut at {c.episode_steps})",
+               ylabel=ylabel)
+        ticks = sorted(set(np.round(result.labelled_steps["bc"].mean(0)).astype(int).tolist()))
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+    axes[0].axhline(s["expert_return"], color="k", ls="--", label="expert")
+    axes[0].set(ylim=(0, 1.08 * s["eval_steps"]), title=f"BC vs DAgger on CartPole-v1, MLP {c.hidden}: mean ± std, {c.n_seeds} seeds")
+    axes[1].set(ylim=(0, None), title="Disagreement with the expert on the learner's own states")
+    for ax in axes:
+        ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
