@@ -24,6 +24,7 @@ def _save_figure(fig: Any, out: Path, name: str) -> Path:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=120)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a figure is for everyone
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
