@@ -287,8 +287,8 @@ def format_table(meta: dict, rows: list[dict]) -> str:
            f"{meta['transformers']}, torch uses {meta['threads']} of {meta['cpu_count']} CPU threads",
            f"load average (1 min) before / after: {meta['load_before']:.2f} / {meta['load_after']:.2f}; "
            f"total wall time {meta['wall_seconds']:.0f} s",
-           f"train: SFT (bc_loss + Adam) on B demonstrations of the Markov task, L = P + T columns, "
-           f"(real) = unmasked response tokens per batch; warm-up steps not timed",
+           "train: SFT (bc_loss + Adam) on B demonstrations of the Markov task, L = P + T columns, "
+           "(real) = unmasked response tokens per batch; warm-up steps not timed",
            f"generate: {meta['batch']} prompts of {meta['prompt_len']} tokens, N new tokens each, "
            f"best of {meta['gen_reps']} runs (* rows: see below); ours/HF = our tokens/s over HF's (KV cache); "
            f"work = positions ours runs through the model / HF's",

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from minirl.data import TrajectoryBatch
+from minirl.policies import sample_categorical
 from llmtrack.models import resolve_device
 from llmtrack.tokenizer import BOS, MASK, PAD, UNK
 
@@ -133,12 +134,7 @@ class LMPolicy(nn.Module):
     def sample(self, obs: Tensor, generator: torch.Generator | None = None,
                deterministic: bool = False) -> tuple[Tensor, Tensor]:
         """Next token for each of N contexts: (actions (N,), log_probs (N,)) on the CPU."""
-        logp = self.next_token_log_probs(obs)  # (N, V)
-        if deterministic:
-            actions = logp.argmax(-1)
-        else:
-            actions = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
-        return actions, logp.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        return sample_categorical(self.next_token_log_probs(obs), generator, deterministic)
 
     @torch.no_grad()
     def label(self, batch: TrajectoryBatch) -> Tensor:

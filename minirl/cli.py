@@ -32,43 +32,34 @@ def _save_figure(fig: Any, out: Path, name: str) -> Path:
     return path
 
 
-def _compounding_error(args: argparse.Namespace) -> dict[str, Any]:
+def _run_demo(args: argparse.Namespace, module: str, config_cls: str, run: str, figure: str,
+              filename: str) -> dict[str, Any]:
+    """Run one experiment, print its table (or stay quiet for --json), save its figure."""
+    import importlib
+
     import matplotlib
 
     matplotlib.use("Agg")
-    from minirl.experiments.compounding_error import CompoundingErrorConfig, run_compounding_error
-    from minirl.plots import compounding_error_figure
+    import minirl.plots
 
-    config = CompoundingErrorConfig(seed=args.seed, n_seeds=args.seeds, progress=not args.json)
-    result = run_compounding_error(config)
-    figure = _save_figure(compounding_error_figure(result), args.out, "compounding_error.png")
-    summary = result.summary() | {"figure": str(figure)}
+    experiment = importlib.import_module(module)
+    config = getattr(experiment, config_cls)(seed=args.seed, n_seeds=args.seeds, progress=not args.json)
+    result = getattr(experiment, run)(config)
+    path = _save_figure(getattr(minirl.plots, figure)(result), args.out, filename)
     if not args.json:
         print(result.table())
-        print(f"figure: {figure}")
-    return summary
+        print(f"figure: {path}")
+    return result.summary() | {"figure": str(path)}
 
 
-def _cartpole_imitation(args: argparse.Namespace) -> dict[str, Any]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from minirl.experiments.cartpole_imitation import CartPoleImitationConfig, run_cartpole_imitation
-    from minirl.plots import cartpole_imitation_figure
-
-    config = CartPoleImitationConfig(seed=args.seed, n_seeds=args.seeds, progress=not args.json)
-    result = run_cartpole_imitation(config)
-    figure = _save_figure(cartpole_imitation_figure(result), args.out, "cartpole_imitation.png")
-    summary = result.summary() | {"figure": str(figure)}
-    if not args.json:
-        print(result.table())
-        print(f"figure: {figure}")
-    return summary
-
-
+# name -> (experiment module, config class, run function, figure function, file, default seeds, help)
 DEMOS = {
-    "compounding-error": (_compounding_error, 5, "BC's mistakes grow as T^2, DAgger's as T (seed Theorems 2.1, 2.3)"),
-    "cartpole-imitation": (_cartpole_imitation, 3, "BC return vs demonstrations, DAgger return vs iterations on CartPole-v1"),
+    "compounding-error": ("minirl.experiments.compounding_error", "CompoundingErrorConfig", "run_compounding_error",
+                          "compounding_error_figure", "compounding_error.png", 5,
+                          "BC's mistakes grow as T^2, DAgger's as T (seed Theorems 2.1, 2.3)"),
+    "cartpole-imitation": ("minirl.experiments.cartpole_imitation", "CartPoleImitationConfig", "run_cartpole_imitation",
+                           "cartpole_imitation_figure", "cartpole_imitation.png", 3,
+                           "BC return vs demonstrations, DAgger return vs iterations on CartPole-v1"),
 }
 
 
@@ -77,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run a named demo")
     demos = demo.add_subparsers(dest="demo", required=True)
-    for name, (_, default_seeds, help_text) in DEMOS.items():
+    for name, (*_, default_seeds, help_text) in DEMOS.items():
         p = demos.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
         p.add_argument("--seeds", type=int, default=default_seeds,
@@ -97,8 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The demos' tensors are tiny: a second intra-op thread only adds synchronisation, and
     # on a busy 2-core machine it made them several times slower.
     torch.set_num_threads(1)
-    run = DEMOS[args.demo][0]
-    summary = run(args)
+    summary = _run_demo(args, *DEMOS[args.demo][:5])
     if args.json:
         print(json.dumps(summary))
     return 0

@@ -27,6 +27,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -186,14 +187,12 @@ class Preferences:
         return self.chosen.batch_size
 
 
-def empirical_occupancy(batch: TrajectoryBatch, n_states: int, n_actions: int, gamma: float) -> "np.ndarray":
+def empirical_occupancy(batch: TrajectoryBatch, n_states: int, n_actions: int, gamma: float) -> np.ndarray:
     """Monte-Carlo occupancy from tabular trajectories: rho_hat(s, a) = (1/B) sum_i sum_t gamma^t 1[s_t = s, a_t = a].
 
     The same (unnormalised) convention as :func:`minirl.mdp.occupancy_measure`, so the two can be
     compared directly; this is what demonstrations let a learner estimate without any reward.
     """
-    import numpy as np
-
     if batch.obs.shape != batch.mask.shape:
         raise ValueError("batch: empirical_occupancy needs tabular state ids, obs of shape (B, T)")
     t = torch.arange(batch.horizon).expand_as(batch.mask)[batch.mask]  # time index of each real step

@@ -35,6 +35,7 @@ __all__ = [
     "Policy",
     "Expert",
     "CategoricalPolicy",
+    "sample_categorical",
     "TabularPolicy",
     "MLPPolicy",
     "SlipPolicy",
@@ -64,6 +65,20 @@ class Expert(Protocol):
     def sample(
         self, obs: Tensor, generator: torch.Generator | None = None, deterministic: bool = False
     ) -> tuple[Tensor, Tensor]: ...
+
+
+def sample_categorical(logp: Tensor, generator: torch.Generator | None = None,
+                       deterministic: bool = False) -> tuple[Tensor, Tensor]:
+    """One action per row of log-probabilities logp (N, A): (actions (N,), their log-probs (N,)).
+
+    The one sampler behind every discrete policy (tables, MLPs, language models, exact experts),
+    so a seed means the same thing everywhere.
+    """
+    if deterministic:
+        actions = logp.argmax(-1)
+    else:
+        actions = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
+    return actions, logp.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
 
 
 class CategoricalPolicy(nn.Module, ABC):
@@ -101,12 +116,7 @@ class CategoricalPolicy(nn.Module, ABC):
     def sample(
         self, obs: Tensor, generator: torch.Generator | None = None, deterministic: bool = False
     ) -> tuple[Tensor, Tensor]:
-        logp = self.log_probs_all(obs)  # (N, A)
-        if deterministic:
-            actions = logp.argmax(-1)
-        else:
-            actions = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
-        return actions, logp.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        return sample_categorical(self.log_probs_all(obs), generator, deterministic)  # (N, A) -> (N,), (N,)
 
     @torch.no_grad()
     def label(self, batch: TrajectoryBatch) -> Tensor:

@@ -4,7 +4,6 @@ import doctest
 
 import gymnasium as gym
 from gymnasium.utils.env_checker import check_env
-import numpy as np
 import pytest
 import torch
 

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from minirl.data import Preferences, TrajectoryBatch
-from minirl.policies import Policy
+from minirl.policies import Policy, sample_categorical
 from llmtrack.mdp import TokenMDP
 from llmtrack.policy import FILLERS
 from llmtrack.rollout import generate
@@ -151,12 +151,7 @@ class ExactPolicy(nn.Module, ABC):
     def sample(self, obs: Tensor, generator: torch.Generator | None = None,
                deterministic: bool = False) -> tuple[Tensor, Tensor]:
         """Next token for each of N contexts: (actions (N,), log_probs (N,)) on the CPU."""
-        logp = self.next_token_log_probs(obs)
-        if deterministic:
-            actions = logp.argmax(-1)
-        else:
-            actions = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
-        return actions, logp.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+        return sample_categorical(self.next_token_log_probs(obs), generator, deterministic)
 
     @torch.no_grad()
     def label(self, batch: TrajectoryBatch) -> Tensor:
