@@ -24,7 +24,7 @@ import torch
 
 from llmtrack.tokenizer import BOS, EOS, PAD
 
-__all__ = ["PRESETS", "ModelPreset", "build_model", "load_model", "save_model", "count_parameters", "resolve_device"]
+__all__ = ["PRESETS", "ModelPreset", "build_model", "check_checkpoint", "load_model", "save_model", "count_parameters", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -79,20 +79,46 @@ def build_model(preset: str = "nano", vocab_size: int = 64, family: str = "gpt2"
     return model
 
 
-def load_model(path: str | os.PathLike):
-    """Load a causal LM from a local checkpoint directory (no hub access)."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def check_checkpoint(path: str | os.PathLike, field: str = "path"):
+    """Refuse a directory that is not a local causal-LM checkpoint, without loading weights.
+
+    Raises a ValueError naming ``field`` (the caller's name for the argument) if the directory
+    is missing, has no readable config.json, describes a model type without a causal-LM head,
+    or holds no weights file. Returns the model config.
+    """
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     path = Path(path)
     if not path.is_dir():
-        raise ValueError(f"path: checkpoint directory {str(path)!r} does not exist")
+        raise ValueError(f"{field}: checkpoint directory {str(path)!r} does not exist")
     if not (path / "config.json").is_file():
-        raise ValueError(f"path: {str(path)!r} has no config.json, so it is not a HuggingFace checkpoint")
-    config = AutoConfig.from_pretrained(path, local_files_only=True)
+        raise ValueError(f"{field}: {str(path)!r} has no config.json, so it is not a HuggingFace checkpoint")
     try:
-        return AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
-    except ValueError as err:
-        raise ValueError(f"path: {str(path)!r} is not a causal LM checkpoint ({type(config).__name__})") from err
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{field}: {str(path)!r} has an unreadable config.json ({err})") from err
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise ValueError(f"{field}: {str(path)!r} is not a causal LM checkpoint ({type(config).__name__})")
+    if not any((path / name).is_file() for name in _WEIGHTS):
+        raise ValueError(f"{field}: {str(path)!r} has a config but no weights ({' / '.join(_WEIGHTS)})")
+    return config
+
+
+def load_model(path: str | os.PathLike, field: str = "path"):
+    """Load a causal LM from a local checkpoint directory (no hub access); bad folders are refused
+    by :func:`check_checkpoint` with a ValueError naming ``field``."""
+    from transformers import AutoModelForCausalLM
+
+    config = check_checkpoint(path, field)
+    try:
+        return AutoModelForCausalLM.from_pretrained(Path(path), local_files_only=True)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{field}: {str(path)!r} is not a loadable causal LM checkpoint "
+                         f"({type(config).__name__}: {err})") from err
 
 
 def save_model(model, path: str | os.PathLike, tokenizer=None) -> Path:

@@ -1,0 +1,1 @@
+"""llmtrack's named experiments; each returns data, figures live in llmtrack.plots."""

@@ -1,0 +1,195 @@
+"""Evaluating a language policy against its task's exact expert (seed §2.4, §4.3; EQUATIONS.md §2, §3, §7).
+
+All measurements read the expert's *exact* token probabilities pi*(a | s) (``task.expert``):
+
+expert accuracy -- per-token agreement with the expert along the model's **own** generations,
+    acc(pi) = E_{tau ~ p_pi} [ sum_t pi*(a_t | s_t) ] / E_{tau ~ p_pi} [ T(tau) ].
+    For a deterministic expert (sort) pi*(a_t | s_t) = 1[a_t = a*(s_t)]: the fraction of
+    tokens that match the expert's label, i.e. 1 - (seed eq. 1 mistakes) / tokens. For a
+    stochastic expert (markov) it is the probability the expert gives the chosen token (the
+    expert itself scores sum_a pi*(a|s)^2 there, not 1; ``reference`` reports that value).
+mistakes vs list length (sort) -- seed eq. 1 on tokens,
+    l(pi) = E_{tau ~ p_pi} sum_t 1[a_t != a*(s_t)],
+    grouped by the number n of digits to sort (the horizon is n + 1): the LLM version of the
+    compounding-error picture of :mod:`minirl.experiments.compounding_error` (whose
+    ``count_mistakes`` does the counting).
+forward / reverse KL of completed generations (EQUATIONS.md §2, eq. 5-6 and §7), Monte-Carlo
+with exact log-probs on both sides, d(y | x) = prod_t pi(y_t | x, y_<t):
+    forward  KL(d^beta || d^pi) = E_{x ~ rho0, y ~ pi*} [log d^beta(y|x) - log d^pi(y|x)]  (mass covering)
+    reverse  KL(d^pi || d^beta) = E_{x ~ rho0, y ~ pi}  [log d^pi(y|x) - log d^beta(y|x)]   (mode seeking)
+    each with the standard error of its mean over sequences. If the expert gives a sampled
+    response probability 0 (a deterministic expert, or a sparse one), the reverse KL is +inf
+    and ``off_support`` says how often that happened.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from minirl.data import TrajectoryBatch
+from minirl.experiments.compounding_error import count_mistakes
+from minirl.policies import Policy
+from llmtrack.tasks import SortTask, Task
+
+__all__ = ["EvalConfig", "KLEstimate", "expert_credit", "expert_accuracy", "mistakes_by_length",
+           "sequence_log_prob", "forward_kl", "reverse_kl", "compounding", "evaluate"]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How a policy is measured."""
+
+    n_sequences: int = 1000
+    """Own generations (and expert samples for the forward KL) per measurement."""
+    seed: int = 12345
+    """Seeds prompts and sampling; kept apart from training seeds so models are compared on the same prompts."""
+    greedy: bool = True
+    """Also measure greedy decoding (the deterministic policy pi(s) = argmax of seed eq. 1)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_sequences, bool) or not isinstance(self.n_sequences, int) or self.n_sequences < 2:
+            raise ValueError(f"n_sequences: must be an integer >= 2, got {self.n_sequences!r}")
+
+
+@dataclass(frozen=True)
+class KLEstimate:
+    """A Monte-Carlo KL estimate: mean of per-sequence log-ratios, its standard error, and the
+    fraction of samples on which the denominator's probability was 0 (then value = se = inf)."""
+
+    value: float
+    se: float
+    off_support: float
+    n: int
+
+
+def _ratio(numer: Tensor, denom: Tensor) -> tuple[float, float]:
+    """sum(numer) / sum(denom) over sequences and its delta-method standard error."""
+    numer, denom = numer.double(), denom.double()
+    r = float(numer.sum() / denom.sum())
+    n = len(numer)
+    se = float((numer - r * denom).std() / (denom.mean() * math.sqrt(n))) if n > 1 else float("nan")
+    return r, se
+
+
+def _mean_se(x: Tensor) -> tuple[float, float]:
+    x = x.double()
+    return float(x.mean()), float(x.std() / math.sqrt(len(x))) if len(x) > 1 else float("nan")
+
+
+@torch.no_grad()
+def expert_credit(task: Task, batch: TrajectoryBatch) -> Tensor:
+    """pi*(a_t | s_t) at every real step, (B, T), zero on padding (module docstring)."""
+    return torch.where(batch.mask, task.expert.log_prob(batch).exp(), torch.zeros(batch.mask.shape))
+
+
+def expert_accuracy(task: Task, batch: TrajectoryBatch) -> tuple[float, float]:
+    """(per-token expert agreement, its standard error) over the real steps of ``batch``."""
+    credit = expert_credit(task, batch)
+    return _ratio(credit.sum(1), batch.lengths)
+
+
+def mistakes_by_length(task: SortTask, batch: TrajectoryBatch) -> dict[int, tuple[float, float, int]]:
+    """Seed eq. 1 per list length n: {n: (mean mistakes per sequence, standard error, sequences)}."""
+    if not isinstance(task, SortTask):
+        raise ValueError(f"task: mistakes by list length needs the sort task, got {task.name!r}")
+    mistakes = count_mistakes(batch, task.expert)  # (B,)
+    _, n = task.targets(batch)
+    out = {}
+    for length in range(task.min_len, task.max_len + 1):
+        m = mistakes[n == length]
+        if len(m):
+            mean, se = _mean_se(m) if len(m) > 1 else (float(m[0]), float("nan"))
+            out[length] = (mean, se, len(m))
+    return out
+
+
+@torch.no_grad()
+def sequence_log_prob(policy: Policy, batch: TrajectoryBatch) -> Tensor:
+    """log d^pi(y | x) = sum_t log pi(y_t | s_t) of each trajectory, (B,), float64 on the CPU."""
+    return batch.masked_sum(policy.log_prob(batch).cpu().double())
+
+
+def _kl(logp_sampler: Tensor, logp_other: Tensor) -> KLEstimate:
+    off = ~torch.isfinite(logp_other)
+    if off.any():
+        return KLEstimate(math.inf, math.inf, float(off.double().mean()), len(off))
+    value, se = _mean_se(logp_sampler - logp_other)
+    return KLEstimate(value, se, 0.0, len(off))
+
+
+def forward_kl(policy: Policy, task: Task, n: int = 1000, seed: int = 0,
+               expert_samples: TrajectoryBatch | None = None) -> KLEstimate:
+    """KL(d^beta || d^pi): expert samples, E[log d^beta(y|x) - log d^pi(y|x)] (module docstring)."""
+    # BEGIN SOLUTION
+    y = task.demonstrations(n, seed=seed) if expert_samples is None else expert_samples
+    return _kl(sequence_log_prob(task.expert, y), sequence_log_prob(policy, y))
+    # END SOLUTION
+
+
+def reverse_kl(policy: Policy, task: Task, n: int = 1000, seed: int = 0,
+               own_samples: TrajectoryBatch | None = None) -> KLEstimate:
+    """KL(d^pi || d^beta): the policy's samples, E[log d^pi(y|x) - log d^beta(y|x)] (module docstring)."""
+    # BEGIN SOLUTION
+    y = task.rollout(policy, n, seed=seed) if own_samples is None else own_samples
+    return _kl(sequence_log_prob(policy, y), sequence_log_prob(task.expert, y))
+    # END SOLUTION
+
+
+def compounding(task: Task, batch: TrajectoryBatch) -> dict[str, float]:
+    """Seed eq. 1 split in two: how often a generation goes wrong, and what a first mistake costs.
+
+    mistakes = mean mistakes per sequence; slip_rate = P(at least one mistake);
+    mistakes_after_first = E[mistakes - 1 | at least one] -- the compounding (0 if the model
+    recovers at once; up to the rest of the sequence if it never does).
+    """
+    m = count_mistakes(batch, task.expert)  # (B,)
+    slipped = m > 0
+    return {"mistakes": float(m.mean()), "slip_rate": float(slipped.double().mean()),
+            "mistakes_after_first": float((m[slipped] - 1).mean()) if slipped.any() else 0.0}
+
+
+def evaluate(policy: Policy, task: Task, config: EvalConfig = EvalConfig()) -> dict[str, Any]:
+    """Every measurement above on ``config.n_sequences`` own generations; a flat JSON-ready dict.
+
+    Keys (own generations are sampled from the policy, i.e. p_pi of seed eq. 1):
+        expert_accuracy(_se)   per-token agreement with the expert (module docstring)
+        expert_accuracy_reference   the same score for the expert itself (1 for a deterministic expert)
+        gold_reward(_se), response_tokens (mean length)
+        forward_kl(_se), reverse_kl(_se) (inf where the expert gives a sample probability 0),
+        reverse_kl_off_support
+        mistakes, slip_rate, mistakes_after_first   (:func:`compounding`)
+        expert_accuracy_greedy, gold_reward_greedy, mistakes_greedy   (if ``config.greedy``)
+        mistakes_by_length {n: mean}   (sort only)
+        eval_s
+    """
+    start = time.perf_counter()
+    own = task.rollout(policy, config.n_sequences, seed=config.seed)
+    demos = task.demonstrations(config.n_sequences, seed=config.seed + 1)
+    acc, acc_se = expert_accuracy(task, own)
+    reward, reward_se = _mean_se(own.info["gold_reward"])
+    fwd = forward_kl(policy, task, expert_samples=demos)
+    rev = reverse_kl(policy, task, own_samples=own)
+    out: dict[str, Any] = {
+        "expert_accuracy": acc, "expert_accuracy_se": acc_se,
+        "expert_accuracy_reference": expert_accuracy(task, demos)[0],
+        "gold_reward": reward, "gold_reward_se": reward_se,
+        "response_tokens": float(own.lengths.double().mean()),
+        "forward_kl": fwd.value, "forward_kl_se": fwd.se,
+        "reverse_kl": rev.value, "reverse_kl_se": rev.se, "reverse_kl_off_support": rev.off_support,
+    }
+    out.update(compounding(task, own))
+    if config.greedy:
+        greedy = task.rollout(policy, config.n_sequences, seed=config.seed, deterministic=True)
+        out["expert_accuracy_greedy"] = expert_accuracy(task, greedy)[0]
+        out["gold_reward_greedy"] = float(greedy.info["gold_reward"].double().mean())
+        out["mistakes_greedy"] = compounding(task, greedy)["mistakes"]
+    if isinstance(task, SortTask):
+        out["mistakes_by_length"] = {n: m for n, (m, _, _) in mistakes_by_length(task, own).items()}
+    out["eval_s"] = time.perf_counter() - start
+    return out

@@ -1,0 +1,182 @@
+"""SFT and on-policy distillation: minirl's BC and DAgger on the token MDP (seed §2.4; EQUATIONS.md §3).
+
+    SFT          pi_SFT = argmax_pi E_{(s, a) ~ D_demo} log pi(a | s)      = minirl.algos.bc.train_bc
+                 on ``task.demonstrations`` (prompt positions are outside the mask)
+    distillation DAgger (Ross et al. 2011; seed Theorem 2.3)               = minirl.algos.dagger.train_dagger
+                 with the student's own generations as the roll-in and the task's programmatic
+                 expert as the labeller: on-policy distillation
+
+Nothing here trains: both functions build the data sources minirl's algorithms ask for
+(demonstrations; ``collect(policy, n, seed)`` over ``task.sample_prompts``) and call them.
+
+Choices, and why:
+  * Roll-in beta. DAgger's roll-in is pi_i = beta_i pi* + (1 - beta_i) pi_hat_i. On-policy
+    distillation rolls in with the student only (beta = 0): the student is a pre-trained
+    base model that already writes well-formed responses, so the expert is not needed to keep
+    states meaningful, and every labelled token then lies on the distribution the student
+    will actually be run on -- the point of DAgger. Expert demonstrations may enter as D_demo
+    (``n_demos``, the role of Ross et al.'s beta_1 = 1 round); minirl's DAgger aggregates them
+    with round 1's roll-in, which is the base model's own. ``beta0`` / ``beta_decay`` remain
+    available for an expert-led roll-in.
+  * Labels from a stochastic expert. minirl's DAgger asks ``expert.label(batch)``. The sort
+    expert is deterministic (its label is its action). The Markov expert pi* is a
+    distribution; labelling every visited state with its mode would distil the mode (a
+    different, deterministic policy). :class:`SampledExpert` labels each visited state with a
+    *sample* a ~ pi*(. | s) instead, so BC on the aggregate maximises
+    E_{s ~ d^pi_i} E_{a ~ pi*(.|s)} log pi(a | s), whose optimum on visited states is pi* itself;
+    for a deterministic expert the sample is the label.
+  * Equal data. A *labelled sequence* is one response whose every token carries an expert
+    label: SFT's budget is ``n_demos``; DAgger's is ``n_demos + n_iterations *
+    sequences_per_iteration`` (``DistillConfig.labelled_sequences``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from minirl.algos.bc import BCConfig, train_bc
+from minirl.algos.dagger import DAggerConfig, train_dagger
+from minirl.data import TrajectoryBatch
+from minirl.policies import Policy
+from llmtrack.rollout import generate
+from llmtrack.tasks import Task
+from llmtrack.tasks.base import ExactPolicy, as_generator
+
+__all__ = ["SFTConfig", "DistillConfig", "SampledExpert", "task_collector", "sft", "distill"]
+
+DEFAULT_BC = BCConfig(n_updates=600, batch_size=64, lr=1e-3)
+
+
+def _check_count(value: int, name: str, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name}: must be an integer >= {minimum}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SFTConfig:
+    """Supervised fine-tuning = behaviour cloning on expert demonstrations."""
+
+    n_demos: int = 200
+    """Expert demonstrations (labelled sequences)."""
+    bc: BCConfig = DEFAULT_BC
+    """minirl's BC settings (updates, minibatch, learning rate, minibatch seed)."""
+    seed: int = 0
+    """Seeds the demonstrations' prompts and sampling."""
+
+    def __post_init__(self) -> None:
+        _check_count(self.n_demos, "n_demos", 1)
+
+    @property
+    def labelled_sequences(self) -> int:
+        return self.n_demos
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """On-policy distillation = DAgger with the student's roll-in and the task's expert as labeller."""
+
+    n_iterations: int = 4
+    """DAgger rounds (collect, label, aggregate, refit)."""
+    sequences_per_iteration: int = 40
+    """Student generations labelled per round."""
+    n_demos: int = 40
+    """Expert demonstrations in D_demo before round 1 (0: start from the student's roll-in)."""
+    beta0: float = 0.0
+    """Expert share of round 1's roll-in (0 = on-policy distillation; see the module docstring)."""
+    beta_decay: float = 0.5
+    """beta_i = beta0 * beta_decay^(i - 1)."""
+    bc: BCConfig = field(default_factory=lambda: BCConfig(n_updates=150, batch_size=64, lr=1e-3))
+    """minirl's BC settings for each round's refit (warm-started from the previous round)."""
+    seed: int = 0
+    """Seeds the demonstrations, roll-outs (round i: seed + i) and the expert's sampled labels."""
+    progress: bool = False
+    """Progress bar over rounds."""
+
+    def __post_init__(self) -> None:
+        _check_count(self.n_iterations, "n_iterations", 1)
+        _check_count(self.sequences_per_iteration, "sequences_per_iteration", 1)
+        _check_count(self.n_demos, "n_demos", 0)
+
+    @property
+    def labelled_sequences(self) -> int:
+        """Sequences the expert labels in all: demonstrations + student generations."""
+        return self.n_demos + self.n_iterations * self.sequences_per_iteration
+
+    def dagger(self) -> DAggerConfig:
+        """The minirl DAggerConfig this describes (roll-outs seeded from seed + 1)."""
+        return DAggerConfig(n_iterations=self.n_iterations, episodes_per_iteration=self.sequences_per_iteration,
+                            beta0=self.beta0, beta_decay=self.beta_decay, bc=self.bc, seed=self.seed + 1,
+                            progress=self.progress)
+
+
+class SampledExpert(nn.Module):
+    """An expert whose ``label`` at each visited state is a sample a ~ pi*(. | s) (module docstring).
+
+    Wraps an exact policy (``task.expert``); ``sample``, ``log_prob`` and ``entropy`` pass
+    through, so it can also act in DAgger's roll-in. Labels are drawn from its own generator
+    (seeded once), so a DAgger run is reproducible.
+    """
+
+    def __init__(self, expert: ExactPolicy, seed: int = 0):
+        super().__init__()
+        self.expert, self.n_actions = expert, expert.n_actions
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @torch.no_grad()
+    def label(self, batch: TrajectoryBatch) -> Tensor:
+        """A sample of pi*(. | s_t) at every response step, (B, T) long; = the expert's label if it is deterministic."""
+        probs = self.expert.log_probs_all(batch).exp().double().cpu()  # (B, T, V)
+        B, T, V = probs.shape
+        rows = probs.reshape(B * T, V)
+        rows = torch.where(rows.sum(-1, keepdim=True) > 0, rows, torch.ones_like(rows))  # padding: any token
+        return torch.multinomial(rows, 1, generator=self.generator).reshape(B, T)
+
+    def sample(self, obs: Tensor, generator: torch.Generator | None = None,
+               deterministic: bool = False) -> tuple[Tensor, Tensor]:
+        return self.expert.sample(obs, generator=generator, deterministic=deterministic)
+
+    def log_prob(self, batch: TrajectoryBatch) -> Tensor:
+        return self.expert.log_prob(batch)
+
+    def entropy(self, batch: TrajectoryBatch) -> Tensor:
+        return self.expert.entropy(batch)
+
+
+def task_collector(task: Task) -> Callable[[Policy, int, int], TrajectoryBatch]:
+    """DAgger's ``collect(policy, n, seed)``: n fresh prompts from rho0 and ``policy``'s sampled responses."""
+
+    def collect(policy: Policy, n: int, seed: int) -> TrajectoryBatch:
+        g = as_generator(seed)
+        return generate(policy, task.sample_prompts(n, g), task.max_new_tokens, generator=g)
+
+    return collect
+
+
+def sft(policy: Policy, task: Task, config: SFTConfig = SFTConfig()) -> tuple[TrajectoryBatch, dict[str, list[float]]]:
+    """Fine-tune ``policy`` in place on ``config.n_demos`` expert demonstrations with minirl's BC.
+
+    Returns:
+        (demos, history): the labelled data and BC's ``{"loss/bc": [...]}``.
+    """
+    demos = task.demonstrations(config.n_demos, seed=config.seed)
+    return demos, train_bc(policy, demos, config.bc)
+
+
+def distill(policy: Policy, task: Task, config: DistillConfig = DistillConfig(),
+            on_iteration: Callable[[int, Policy, TrajectoryBatch], dict[str, float]] | None = None,
+            ) -> tuple[TrajectoryBatch, dict[str, list[float]]]:
+    """On-policy distillation of ``task.expert`` into ``policy`` (in place) with minirl's DAgger.
+
+    Returns:
+        (dataset, history) from :func:`minirl.algos.dagger.train_dagger`: the aggregated data
+        (demonstrations, then the student's generations with the expert's labels as actions)
+        and per-round metrics.
+    """
+    demos = task.demonstrations(config.n_demos, seed=config.seed) if config.n_demos else None
+    expert = SampledExpert(task.expert, seed=config.seed)
+    return train_dagger(policy, expert, task_collector(task), config.dagger(), demos=demos,
+                        on_iteration=on_iteration)
