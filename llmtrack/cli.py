@@ -1,7 +1,7 @@
 """The ``llmtrack`` command line. Heavy imports happen inside the commands so ``--help`` is instant.
 
     llmtrack sft --task {markov,sort} [--size nano|small|base] [--algo bc|dagger] [--seed N]
-                 [--family gpt2|llama] [--checkpoint DIR] [--out DIR] [--device D] [--json]
+                 [--family gpt2|llama] [--checkpoint DIR] [--out DIR] [--device D] [--threads N] [--json]
     llmtrack demo exposure-bias [--size S] [--family F] [--seed N] [--out DIR] [--json]
 
 Arguments are validated before any work (:class:`llmtrack.pipelines.recipe.SFTRunConfig`):
@@ -21,7 +21,8 @@ def _sft_config(args: argparse.Namespace) -> Any:
     from llmtrack.pipelines.recipe import SFTRunConfig
 
     return SFTRunConfig(task=args.task, size=args.size, algo=args.algo, family=args.family, seed=args.seed,
-                        checkpoint=args.checkpoint, out=args.out, device=args.device, progress=not args.json)
+                        checkpoint=args.checkpoint, out=args.out, device=args.device, threads=args.threads,
+                        progress=not args.json)
 
 
 def _sft(config: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -71,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", default=None, help="start from this local causal-LM checkpoint directory")
     p.add_argument("--out", default=None, help="save the fine-tuned model to this directory")
     p.add_argument("--device", default="cpu", help="cpu (default, reproducible) | cuda | auto")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: 1 for nano, whose ops are too small to gain from more)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     p.set_defaults(configure=_sft_config, run=_sft)
     demo = commands.add_parser("demo", help="run a named experiment")

@@ -5,7 +5,6 @@ import itertools
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
 
@@ -239,7 +238,9 @@ def numbers(out):
 
 
 def test_cli_json_keys_and_same_seed_same_numbers(tiny_cli, capsys, cache):
+    threads = torch.get_num_threads()
     a = run_json(capsys, "--task", "sort", "--algo", "dagger")
+    assert torch.get_num_threads() == threads  # nano runs on one thread; the count is restored afterwards
     for key in REQUIRED:
         assert key in a, key
     assert (a["task"], a["size"], a["algo"], a["labelled_sequences"]) == ("sort", "nano", "dagger", 40)
@@ -270,6 +271,7 @@ def test_cli_checkpoint_and_out(tiny_cli, capsys, tmp_path):
     (["--task", "sort", "--size", "huge"], "size"),
     (["--task", "sort", "--algo", "ppo"], "algo"),
     (["--task", "sort", "--family", "bert"], "family"),
+    (["--task", "sort", "--threads", "0"], "threads"),
     (["--task", "sort", "--checkpoint", "{tmp}/missing"], "checkpoint"),
     (["--task", "sort", "--checkpoint", "{tmp}/junk"], "checkpoint"),
     (["--task", "sort", "--checkpoint", "{tmp}/vit"], "checkpoint"),
@@ -292,3 +294,20 @@ def test_cli_refuses_bad_input_before_any_work(argv, field, tmp_path, capsys, ca
     kwargs = {a.lstrip("-"): b for a, b in zip(argv[::2], argv[1::2])}
     with pytest.raises(ValueError, match=f"^{field}:"):
         SFTRunConfig(**kwargs)
+
+
+def test_exposure_bias_experiment_reports_and_plots(tiny_cli, tmp_path):
+    from llmtrack.experiments.exposure_bias import ExposureBiasConfig, run_exposure_bias
+    from llmtrack.plots import exposure_bias_figure
+
+    with pytest.raises(ValueError, match="size"):
+        ExposureBiasConfig(size="huge")
+    result = run_exposure_bias(ExposureBiasConfig(n_seeds=1, n_eval=64))
+    s = result.summary()
+    assert s["labelled_sequences"] == {"sort": 40, "markov": 40}
+    for model in ("base", "bc", "dagger"):
+        assert 0 <= s["sort"][model]["expert_accuracy"] <= 1 and s["sort"][model]["mistakes_by_length"]
+        assert s["markov"][model]["forward_kl"] > 0 and s["markov"][model]["reverse_kl"] > 0
+    assert "sort" in result.table() and "markov" in result.table()
+    exposure_bias_figure(result).savefig(tmp_path / "figure.png")
+    assert (tmp_path / "figure.png").stat().st_size > 10_000

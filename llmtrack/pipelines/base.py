@@ -10,10 +10,10 @@ The result is cached on disk (ARCHITECTURE.md, "Models and devices"): ``save_mod
 (atomic) into ``<cache root>/base/<key>``, where the key is a hash of everything that
 determines the weights -- the task (name and constructor arguments), a digest of the
 corpus itself (so any change to the base generator or its seeding is a new key), the model
-size and family, the seed, the number of sequences, the BC config, the device type and the
-torch / transformers versions. The cache root is ``$LLMTRACK_CACHE`` or
-``~/.cache/llmtrack``. Same inputs -> bit-identical weights on the CPU; a cache hit loads
-the checkpoint and trains nothing.
+size and family, the seed, the number of sequences, the BC config, the device type, the
+number of CPU threads (float sums depend on it) and the torch / transformers versions. The
+cache root is ``$LLMTRACK_CACHE`` or ``~/.cache/llmtrack``. Same inputs -> bit-identical
+weights on the CPU; a cache hit loads the checkpoint and trains nothing.
 """
 
 from __future__ import annotations
@@ -83,6 +83,8 @@ def base_cache_key(task: Task, size: str, family: str, seed: int, n_sequences: i
         "task": task_spec(task), "corpus_sha256": _corpus_digest(corpus), "size": size, "family": family,
         "seed": seed, "n_sequences": n_sequences, "bc": bc_fields, "device": resolve_device(device).type,
         "torch": torch.__version__, "transformers": transformers.__version__,
+        # CPU float sums depend on how work is split across threads: bit-identical needs the same count.
+        "cpu_threads": torch.get_num_threads() if resolve_device(device).type == "cpu" else None,
     }
     key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:20]
     return key, description
@@ -138,5 +140,7 @@ def pretrain_base(task: Task, size: str = "nano", family: str = "gpt2", seed: in
     train_bc(policy, corpus, bc)
     if cache:
         save_model(policy.model, path, tokenizer=task.tokenizer)
-        (path / "llmtrack_base.json").write_text(json.dumps(description, indent=1, sort_keys=True))
+        tmp = path / ".llmtrack_base.json.tmp"
+        tmp.write_text(json.dumps(description, indent=1, sort_keys=True))
+        os.replace(tmp, path / "llmtrack_base.json")  # what the key hashes, for people reading the cache
     return policy

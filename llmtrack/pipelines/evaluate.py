@@ -163,8 +163,9 @@ def evaluate(policy: Policy, task: Task, config: EvalConfig = EvalConfig()) -> d
         gold_reward(_se), response_tokens (mean length)
         forward_kl(_se), reverse_kl(_se) (inf where the expert gives a sample probability 0),
         reverse_kl_off_support
-        mistakes, slip_rate, mistakes_after_first   (:func:`compounding`)
-        expert_accuracy_greedy, gold_reward_greedy, mistakes_greedy   (if ``config.greedy``)
+        mistakes, slip_rate, mistakes_after_first   (:func:`compounding`; only where the expert is
+            deterministic on the generations -- for a stochastic expert its label is just its mode)
+        expert_accuracy_greedy, gold_reward_greedy (, mistakes_greedy)   (if ``config.greedy``)
         mistakes_by_length {n: mean}   (sort only)
         eval_s
     """
@@ -183,12 +184,16 @@ def evaluate(policy: Policy, task: Task, config: EvalConfig = EvalConfig()) -> d
         "forward_kl": fwd.value, "forward_kl_se": fwd.se,
         "reverse_kl": rev.value, "reverse_kl_se": rev.se, "reverse_kl_off_support": rev.off_support,
     }
-    out.update(compounding(task, own))
+    credit = expert_credit(task, own)[own.mask]
+    deterministic = bool(((credit == 0) | (credit == 1)).all())  # else "the expert's label" is only its mode
+    if deterministic:
+        out.update(compounding(task, own))
     if config.greedy:
         greedy = task.rollout(policy, config.n_sequences, seed=config.seed, deterministic=True)
         out["expert_accuracy_greedy"] = expert_accuracy(task, greedy)[0]
         out["gold_reward_greedy"] = float(greedy.info["gold_reward"].double().mean())
-        out["mistakes_greedy"] = compounding(task, greedy)["mistakes"]
+        if deterministic:
+            out["mistakes_greedy"] = compounding(task, greedy)["mistakes"]
     if isinstance(task, SortTask):
         out["mistakes_by_length"] = {n: m for n, (m, _, _) in mistakes_by_length(task, own).items()}
     out["eval_s"] = time.perf_counter() - start

@@ -27,12 +27,11 @@ N = 4000 and 300 gentler updates (3e-4) bring both KLs well below the base's.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -44,8 +43,8 @@ from llmtrack.pipelines.imitation import DistillConfig, SFTConfig, distill, sft
 from llmtrack.policy import LMPolicy
 from llmtrack.tasks import TASKS, Task, make_task
 
-__all__ = ["TASK_SETTINGS", "TASK_TRAINING", "ALGOS", "SFTRunConfig", "SFTRunResult", "TokenCounter", "make_pipeline_task",
-           "run_sft"]
+__all__ = ["TASK_SETTINGS", "TASK_TRAINING", "ALGOS", "SFTRunConfig", "SFTRunResult", "TokenCounter", "cpu_threads",
+           "make_pipeline_task", "run_sft"]
 
 TASK_SETTINGS: dict[str, dict[str, Any]] = {
     "sort": dict(min_len=2, max_len=8, base_skill=0.5),
@@ -110,6 +109,9 @@ class SFTRunConfig:
     """Own generations (and expert samples) per evaluation (None: task default, 1000)."""
     device: str = "cpu"
     """"cpu" (bit-reproducible), "cuda" or "auto"."""
+    threads: int | None = None
+    """torch CPU threads during the run (None: 1 for "nano", whose matrix products are too small to gain
+    from more and whose extra threads only spin against other processes on a shared CPU; else torch's default)."""
     cache_dir: str | None = None
     """Cache root for base models (default $LLMTRACK_CACHE or ~/.cache/llmtrack)."""
     out: str | None = None
@@ -125,6 +127,9 @@ class SFTRunConfig:
         _choice(self.size, PRESETS, "size", "size preset")
         _choice(self.algo, ALGOS, "algo", "algorithm")
         _choice(self.family, FAMILIES, "family", "model family")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or self.threads < 1):
+            raise ValueError(f"threads: must be an integer >= 1 or None, got {self.threads!r}")
         for name, minimum in (("seed", 0), ("labelled_sequences", 1), ("dagger_iterations", 1), ("updates", 1),
                               ("batch_size", 1), ("pretrain_sequences", 1), ("pretrain_updates", 1), ("n_eval", 2)):
             value = getattr(self, name)
@@ -176,6 +181,19 @@ class SFTRunConfig:
     def pretrain_bc(self) -> BCConfig:
         return BCConfig(n_updates=self.pretrain_updates, batch_size=64, lr=3e-3, seed=self.seed,
                         progress=self.progress)
+
+
+@contextmanager
+def cpu_threads(config: SFTRunConfig) -> Iterator[None]:
+    """Run with ``config.threads`` torch CPU threads (see the field), restoring the previous count after."""
+    n = config.threads if config.threads is not None else (1 if config.size == "nano" else None)
+    previous = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 class TokenCounter:
@@ -250,7 +268,8 @@ class SFTRunResult:
             f"  fine-tuning: {c.labelled_sequences} labelled sequences, {c.updates} updates, "
             f"{s['train_tokens']:,} tokens in {s['train_s']:.1f} s ({s['train_tokens_per_s']:,.0f} tokens/s)",
             f"  expert accuracy on own generations: {fmt('expert_accuracy')} (greedy: {fmt('expert_accuracy_greedy')})",
-            f"  forward KL(d_expert || d_model): {fmt('forward_kl')}   reverse KL(d_model || d_expert): {fmt('reverse_kl')}",
+            f"  forward KL(d_expert || d_model): {fmt('forward_kl')}   "
+            f"reverse KL(d_model || d_expert): {fmt('reverse_kl')}",
             f"  gold reward: {fmt('gold_reward')}",
         ]
         if "mistakes_by_length" in s:
@@ -288,6 +307,11 @@ def _notes(task: Task, metrics: dict[str, Any]) -> list[str]:
 
 def run_sft(config: SFTRunConfig = SFTRunConfig()) -> SFTRunResult:
     """Run the recipe (module docstring). Deterministic on the CPU given the config (timings aside)."""
+    with cpu_threads(config):
+        return _run_sft(config)
+
+
+def _run_sft(config: SFTRunConfig) -> SFTRunResult:
     start = time.perf_counter()
     task = make_pipeline_task(config.task)
     t0 = time.perf_counter()
