@@ -22,6 +22,7 @@ are set to -inf, keeping generated contexts unambiguous.
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from contextlib import nullcontext
 
 import torch
@@ -32,7 +33,7 @@ from minirl.policies import sample_categorical
 from llmtrack.models import resolve_device
 from llmtrack.tokenizer import BOS, MASK, PAD, UNK
 
-__all__ = ["LMPolicy", "frozen_reference", "check_not_shared", "FILLERS"]
+__all__ = ["TokenPolicy", "LMPolicy", "frozen_reference", "check_not_shared", "FILLERS"]
 
 FILLERS = (PAD, MASK)
 _NEVER_EMIT = (PAD, BOS, MASK, UNK)
@@ -45,7 +46,57 @@ def _attention(ids: Tensor) -> tuple[Tensor, Tensor]:
     return attn.long(), positions
 
 
-class LMPolicy(nn.Module):
+class TokenPolicy(nn.Module, ABC):
+    """What every policy over token contexts shares (an LM here, a task's exact expert in
+    :mod:`llmtrack.tasks`): from its two readings -- all response steps of a token batch, or
+    the next token of N contexts -- the rest of minirl's Policy / Expert protocol follows."""
+
+    n_actions: int
+
+    @abstractmethod
+    def log_probs_all(self, batch: TrajectoryBatch) -> Tensor:
+        """log pi(. | s_t) at every response step, (B, T, V)."""
+
+    @abstractmethod
+    def next_token_log_probs(self, obs: Tensor) -> Tensor:
+        """log pi(. | context) for N contexts (N, L) in either padding layout, (N, V) on the CPU."""
+
+    @staticmethod
+    def _response_slice(batch: TrajectoryBatch) -> slice:
+        """The logit columns that predict the T response tokens: P - 1 .. P + T - 2."""
+        P = batch.obs.shape[1] - batch.horizon
+        if P < 1:
+            raise ValueError("obs: a token batch needs at least one prompt column before the T response columns")
+        return slice(P - 1, P - 1 + batch.horizon)
+
+    def log_prob(self, batch: TrajectoryBatch) -> Tensor:
+        """log pi(a_t | s_t), (B, T), zero on padding; the sequence log-prob is its masked sum."""
+        logp = self.log_probs_all(batch)  # (B, T, V)
+        mask = batch.mask.to(logp.device)
+        actions = batch.actions.to(logp.device).long()
+        if actions[mask].numel() and (actions[mask].min() < 0 or actions[mask].max() >= self.n_actions):
+            raise ValueError(f"actions: token ids must lie in [0, {self.n_actions})")
+        chosen = logp.gather(-1, actions.clamp(0, self.n_actions - 1).unsqueeze(-1)).squeeze(-1)
+        return torch.where(mask, chosen, torch.zeros_like(chosen))
+
+    def entropy(self, batch: TrajectoryBatch) -> Tensor:
+        logp = self.log_probs_all(batch)
+        h = -(logp.exp() * torch.nan_to_num(logp, neginf=0.0)).sum(-1)  # (B, T); 0 log 0 = 0
+        return torch.where(batch.mask.to(h.device), h, torch.zeros_like(h))
+
+    @torch.no_grad()
+    def sample(self, obs: Tensor, generator: torch.Generator | None = None,
+               deterministic: bool = False) -> tuple[Tensor, Tensor]:
+        """Next token for each of N contexts: (actions (N,), log_probs (N,)) on the CPU."""
+        return sample_categorical(self.next_token_log_probs(obs), generator, deterministic)
+
+    @torch.no_grad()
+    def label(self, batch: TrajectoryBatch) -> Tensor:
+        """The most likely token at every response step, (B, T): a policy can teach another."""
+        return self.log_probs_all(batch).argmax(-1).to(batch.actions.device)
+
+
+class LMPolicy(TokenPolicy):
     """pi(a | context) = softmax(LM(context)[last position]), with an optional value head.
 
     Args:
@@ -85,32 +136,10 @@ class LMPolicy(nn.Module):
         logits = out.logits.float().masked_fill(self._never, float("-inf"))  # (B, L, V)
         return logits, (out.hidden_states[-1].float() if hidden else None)
 
-    @staticmethod
-    def _response_slice(batch: TrajectoryBatch) -> slice:
-        P = batch.obs.shape[1] - batch.horizon
-        if P < 1:
-            raise ValueError("obs: a token batch needs at least one prompt column before the T response columns")
-        return slice(P - 1, P - 1 + batch.horizon)
-
     def log_probs_all(self, batch: TrajectoryBatch) -> Tensor:
         """log pi(. | s_t) at every response step, (B, T, V), from one forward pass."""
         logits, _ = self._forward(batch.obs)
         return torch.log_softmax(logits[:, self._response_slice(batch)], dim=-1)
-
-    def log_prob(self, batch: TrajectoryBatch) -> Tensor:
-        """log pi(a_t | s_t), (B, T), zero on padding; the sequence log-prob is its masked sum."""
-        logp = self.log_probs_all(batch)  # (B, T, V)
-        mask = batch.mask.to(self.device)
-        actions = batch.actions.to(self.device).long()
-        if actions[mask].numel() and (actions[mask].min() < 0 or actions[mask].max() >= self.n_actions):
-            raise ValueError(f"actions: token ids must lie in [0, {self.n_actions})")
-        chosen = logp.gather(-1, actions.clamp(0, self.n_actions - 1).unsqueeze(-1)).squeeze(-1)
-        return torch.where(mask, chosen, torch.zeros_like(chosen))
-
-    def entropy(self, batch: TrajectoryBatch) -> Tensor:
-        logp = self.log_probs_all(batch)
-        h = -(logp.exp() * torch.nan_to_num(logp, neginf=0.0)).sum(-1)  # (B, T)
-        return torch.where(batch.mask.to(self.device), h, torch.zeros_like(h))
 
     def values(self, batch: TrajectoryBatch) -> Tensor:
         """V(s_t) at every response step, (B, T), from the value head."""
@@ -129,18 +158,6 @@ class LMPolicy(nn.Module):
         if not attn.any(-1).all():
             raise ValueError("obs: every context needs at least one real (non-filler) token")
         return torch.log_softmax(logits[torch.arange(len(last)), last], dim=-1).cpu()
-
-    @torch.no_grad()
-    def sample(self, obs: Tensor, generator: torch.Generator | None = None,
-               deterministic: bool = False) -> tuple[Tensor, Tensor]:
-        """Next token for each of N contexts: (actions (N,), log_probs (N,)) on the CPU."""
-        return sample_categorical(self.next_token_log_probs(obs), generator, deterministic)
-
-    @torch.no_grad()
-    def label(self, batch: TrajectoryBatch) -> Tensor:
-        """The most likely token at every response step (B, T): an LM can teach another (distillation)."""
-        return self.log_probs_all(batch).argmax(-1).cpu()
-
 
 def frozen_reference(policy: LMPolicy) -> LMPolicy:
     """A frozen copy of ``policy`` (pi_ref for KL penalties and DPO): no gradients, eval mode."""

@@ -36,12 +36,12 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from minirl.data import Preferences, TrajectoryBatch
-from minirl.policies import Policy, sample_categorical
+from minirl.policies import Policy
 from llmtrack.mdp import TokenMDP
-from llmtrack.policy import FILLERS
+from llmtrack.policy import FILLERS, TokenPolicy
 from llmtrack.rollout import generate
 from llmtrack.tokenizer import PAD
 
@@ -94,7 +94,7 @@ def context_state(ids: Tensor) -> tuple[Tensor, Tensor]:
 
 # -- exact policies ---------------------------------------------------------------------------
 
-class ExactPolicy(nn.Module, ABC):
+class ExactPolicy(TokenPolicy):
     """A policy over token contexts whose probabilities are known in closed form.
 
     Subclasses implement :meth:`column_log_probs`. Everything is computed on the CPU in
@@ -125,38 +125,8 @@ class ExactPolicy(nn.Module, ABC):
 
     def log_probs_all(self, batch: TrajectoryBatch) -> Tensor:
         """log pi(. | s_t) at every response step, (B, T, V); step t reads obs[:, :P + t]."""
-        P = batch.obs.shape[1] - batch.horizon
-        if P < 1:
-            raise ValueError("obs: a token batch needs at least one prompt column before the T response columns")
         ids = self._check_ids(batch.obs)
-        return self.column_log_probs(ids, slice(P - 1, P - 1 + batch.horizon)).to(batch.obs.device)
-
-    @torch.no_grad()
-    def log_prob(self, batch: TrajectoryBatch) -> Tensor:
-        """log pi(a_t | s_t), (B, T), zero on padding; the sequence log-prob is its masked sum."""
-        logp = self.log_probs_all(batch)
-        actions = batch.actions.long().to(logp.device)
-        if actions[batch.mask].numel() and (actions[batch.mask].min() < 0 or actions[batch.mask].max() >= self.n_actions):
-            raise ValueError(f"actions: token ids must lie in [0, {self.n_actions})")
-        chosen = logp.gather(-1, actions.clamp(0, self.n_actions - 1).unsqueeze(-1)).squeeze(-1)
-        return torch.where(batch.mask.to(logp.device), chosen, torch.zeros_like(chosen))
-
-    @torch.no_grad()
-    def entropy(self, batch: TrajectoryBatch) -> Tensor:
-        logp = self.log_probs_all(batch)
-        h = -(logp.exp() * torch.nan_to_num(logp, neginf=0.0)).sum(-1)  # 0 log 0 = 0
-        return torch.where(batch.mask.to(h.device), h, torch.zeros_like(h))
-
-    @torch.no_grad()
-    def sample(self, obs: Tensor, generator: torch.Generator | None = None,
-               deterministic: bool = False) -> tuple[Tensor, Tensor]:
-        """Next token for each of N contexts: (actions (N,), log_probs (N,)) on the CPU."""
-        return sample_categorical(self.next_token_log_probs(obs), generator, deterministic)
-
-    @torch.no_grad()
-    def label(self, batch: TrajectoryBatch) -> Tensor:
-        """The most likely token at every response step, (B, T): the expert's answer at any state."""
-        return self.log_probs_all(batch).argmax(-1)
+        return self.column_log_probs(ids, self._response_slice(batch)).to(batch.obs.device)
 
 
 # -- the task ---------------------------------------------------------------------------------
