@@ -1,0 +1,137 @@
+"""Discriminators for adversarial imitation (seed eq. 3; EQUATIONS.md §4).
+
+A discriminator returns a *logit* h for each step of a trajectory batch; D = sigma(h) is its
+belief that the step came from the demonstrations (label 1). The reward shown to the policy is a
+function of h only (:mod:`minirl.divergences`), so the two kinds below plug into one trainer:
+
+    StepDiscriminator   h(s, a) = MLP([s, a])                                     GAIL, FAIRL, AIRL on (s, a)
+    AIRLDiscriminator   h(s, a, s') = f(s, a, s') - log pi(a|s),                  AIRL (Fu et al. 2017)
+                        f = g(s) + gamma (1 - done) v(s') - v(s)
+
+AIRL's D = e^f / (e^f + pi(a|s)) is a logistic discriminator with logit f - log pi. At the optimum
+f recovers the advantage of the expert's reward; the state-only g recovers the reward itself up to
+a constant (deterministic dynamics), and the potential v absorbs the shaping, so g transfers to
+new dynamics where a reward learned on (s, a) does not.
+
+Inputs are encoded once: integer state ids (a ``Discrete`` space) become one-hot vectors, so with
+``hidden=()`` each network is a linear function of one-hots, i.e. a table: the tabular case is the
+same class. Discrete actions are one-hot too; continuous actions enter as they are.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["discriminator_loss", "StepDiscriminator", "AIRLDiscriminator", "mlp"]
+
+
+def discriminator_loss(h_demo: Tensor, h_policy: Tensor, w_demo: Tensor | None = None,
+                       w_policy: Tensor | None = None) -> Tensor:
+    """Logistic loss of a discriminator with logits h: demonstrations are label 1, policy steps label 0.
+
+    L = -E_demo[log sigma(h)] - E_pi[log(1 - sigma(h))]    (seed eq. 3 with the GAN's f)
+    The expectations are weighted means (weights: e.g. masks, or exact occupancy measures); its
+    minimiser is h* = log rho_demo / rho_pi, the density ratio every reward rule is built on.
+    """
+    w_demo = torch.ones_like(h_demo) if w_demo is None else w_demo.to(h_demo.dtype)
+    w_policy = torch.ones_like(h_policy) if w_policy is None else w_policy.to(h_policy.dtype)
+    # BEGIN SOLUTION
+    loss_demo = (w_demo * F.softplus(-h_demo)).sum() / w_demo.sum()  # -log sigma(h)
+    loss_policy = (w_policy * F.softplus(h_policy)).sum() / w_policy.sum()  # -log(1 - sigma(h))
+    return loss_demo + loss_policy
+    # END SOLUTION
+
+
+def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int = 1) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(in_dim, width), nn.Tanh()]
+        in_dim = width
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class _Encoder(nn.Module):
+    """Turns (obs, actions) of any space into float features: one-hots for ids, floats as they are."""
+
+    def __init__(self, obs_dim: int, discrete_obs: bool, action_dim: int, discrete_actions: bool):
+        super().__init__()
+        self.obs_dim, self.discrete_obs = obs_dim, discrete_obs
+        self.action_dim, self.discrete_actions = action_dim, discrete_actions
+
+    def obs(self, obs: Tensor) -> Tensor:
+        if self.discrete_obs:
+            return F.one_hot(obs.long(), self.obs_dim).float()  # (..., S)
+        return obs.float()  # (..., d)
+
+    def actions(self, actions: Tensor) -> Tensor:
+        if self.discrete_actions:
+            return F.one_hot(actions.long(), self.action_dim).float()  # (..., A)
+        return actions.float().reshape(*actions.shape[:2], -1) if actions.ndim > 2 else actions.float()[..., None]
+
+
+class StepDiscriminator(nn.Module):
+    """h(s, a) = MLP([phi(s), phi(a)]): the discriminator of GAIL / FAIRL (and AIRL without structure).
+
+    Args:
+        obs_dim: number of states (``discrete_obs``) or observation width.
+        action_dim: number of actions (``discrete_actions``) or action width.
+        hidden: MLP widths; ``()`` with discrete inputs is a table h[s, a].
+    """
+
+    structured = False
+
+    def __init__(self, obs_dim: int, action_dim: int, discrete_obs: bool, discrete_actions: bool,
+                 hidden: tuple[int, ...] = (64, 64), seed: int = 0):
+        super().__init__()
+        self.encoder = _Encoder(obs_dim, discrete_obs, action_dim, discrete_actions)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.net = mlp(obs_dim + action_dim, hidden)
+
+    def logits(self, obs: Tensor, actions: Tensor, next_obs: Tensor | None = None, done: Tensor | None = None,
+               log_pi: Tensor | None = None) -> Tensor:
+        """h for every step: obs (B, T[, d]), actions (B, T[, k]) -> (B, T)."""
+        x = torch.cat([self.encoder.obs(obs), self.encoder.actions(actions)], dim=-1)  # (B, T, d + k)
+        return self.net(x).squeeze(-1)
+
+
+class AIRLDiscriminator(nn.Module):
+    """AIRL's structured logit f(s, a, s') - log pi(a|s) with f = g(s) + gamma (1 - done) v(s') - v(s).
+
+    ``reward(obs)`` is the learned state-only reward g(s), the part meant to transfer.
+    """
+
+    structured = True
+
+    def __init__(self, obs_dim: int, discrete_obs: bool, gamma: float, hidden: tuple[int, ...] = (64, 64),
+                 seed: int = 0):
+        super().__init__()
+        if not 0.0 < gamma <= 1.0:
+            raise ValueError(f"gamma: must be in (0, 1], got {gamma}")
+        self.gamma = gamma
+        self.encoder = _Encoder(obs_dim, discrete_obs, 0, False)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            self.g = mlp(obs_dim, hidden)  # reward approximator g(s)
+            self.v = mlp(obs_dim, hidden)  # shaping potential v(s)
+
+    def reward(self, obs: Tensor) -> Tensor:
+        """g(s), shape obs.shape[:-1] (features) or obs.shape (state ids)."""
+        return self.g(self.encoder.obs(obs)).squeeze(-1)
+
+    def f(self, obs: Tensor, next_obs: Tensor, done: Tensor) -> Tensor:
+        """f(s, a, s') = g(s) + gamma (1 - done) v(s') - v(s); done = the episode *terminated* at s'."""
+        # BEGIN SOLUTION
+        v_next = self.v(self.encoder.obs(next_obs)).squeeze(-1)
+        v_now = self.v(self.encoder.obs(obs)).squeeze(-1)
+        return self.reward(obs) + self.gamma * (1.0 - done.float()) * v_next - v_now
+        # END SOLUTION
+
+    def logits(self, obs: Tensor, actions: Tensor, next_obs: Tensor | None = None, done: Tensor | None = None,
+               log_pi: Tensor | None = None) -> Tensor:
+        if next_obs is None or done is None or log_pi is None:
+            raise ValueError("AIRLDiscriminator.logits: needs next_obs, done and log_pi")
+        return self.f(obs, next_obs, done) - log_pi  # D = e^f / (e^f + pi)
