@@ -54,17 +54,41 @@ def mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int = 1) -> nn.Sequential
 
 
 class _Encoder(nn.Module):
-    """Turns (obs, actions) of any space into float features: one-hots for ids, floats as they are."""
+    """Turns (obs, actions) of any space into float features: one-hots for ids, standardised floats.
+
+    Continuous observations are standardised with running statistics of everything the
+    discriminator is trained on (demonstrations and policy steps alike): an expert's states can
+    be 100x more concentrated than a beginner's (CartPole's pole angle), and raw features would
+    leave a tanh network either blind to the difference or saturated by it.
+    """
 
     def __init__(self, obs_dim: int, discrete_obs: bool, action_dim: int, discrete_actions: bool):
         super().__init__()
         self.obs_dim, self.discrete_obs = obs_dim, discrete_obs
         self.action_dim, self.discrete_actions = action_dim, discrete_actions
+        self.register_buffer("count", torch.zeros(()))
+        self.register_buffer("mean", torch.zeros(obs_dim))
+        self.register_buffer("var", torch.ones(obs_dim))
+
+    @torch.no_grad()
+    def observe(self, obs: Tensor) -> None:
+        """Fold a batch of observations (N, d) into the running mean and variance (Chan et al.'s update)."""
+        if self.discrete_obs or len(obs) == 0:
+            return
+        x = obs.float().reshape(-1, self.obs_dim)
+        n, mean, var = len(x), x.mean(0), x.var(0, unbiased=False)
+        total = self.count + n
+        delta = mean - self.mean
+        self.var = (self.var * self.count + var * n + delta ** 2 * self.count * n / total) / total
+        self.mean = self.mean + delta * n / total
+        self.count = total
 
     def obs(self, obs: Tensor) -> Tensor:
         if self.discrete_obs:
             return F.one_hot(obs.long(), self.obs_dim).float()  # (..., S)
-        return obs.float()  # (..., d)
+        if self.count == 0:
+            return obs.float()
+        return (obs.float() - self.mean) / (self.var.sqrt() + 1e-6)  # (..., d)
 
     def actions(self, actions: Tensor) -> Tensor:
         if self.discrete_actions:

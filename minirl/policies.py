@@ -18,10 +18,19 @@ which turns per-state logits into all of the above:
     SlipPolicy      another policy that slips to a uniformly random *other* action with
                     probability epsilon: a controlled per-state error rate
 and, for any two policies, MixturePolicy: beta * expert + (1 - beta) * learner, DAgger's roll-in.
+
+Continuous actions: :class:`GaussianPolicy`, a ~ N(MLP(s), diag(exp(log_std))^2), whose
+actions are (N, act_dim) floats and whose log-probs sum over action dimensions.
+
+Value functions, for actor-critic methods (PPO, :mod:`minirl.algos.ppo`), follow a second
+protocol, :class:`ValueFunction`: ``values(batch) -> (B, T)`` V(s_t) at every step (zero on
+padding) and ``value(obs) -> (N,)`` for N observations. Implementations: :class:`ValueMLP`
+and :class:`TabularValue` (a free table V[s]).
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import Protocol, runtime_checkable
 
@@ -40,6 +49,10 @@ __all__ = [
     "MLPPolicy",
     "SlipPolicy",
     "MixturePolicy",
+    "GaussianPolicy",
+    "ValueFunction",
+    "ValueMLP",
+    "TabularValue",
 ]
 
 
@@ -98,8 +111,8 @@ class CategoricalPolicy(nn.Module, ABC):
                              f"[{int(actions.min())}, {int(actions.max())}]")
 
     def log_prob(self, batch: TrajectoryBatch) -> Tensor:
+        self._check_actions(batch.actions[batch.mask])  # before the cast: float actions are refused
         actions = batch.actions.long()
-        self._check_actions(actions[batch.mask])
         logp = self.log_probs_all(batch.obs)  # (B, T, A)
         chosen = logp.gather(-1, actions.clamp(0, self.n_actions - 1).unsqueeze(-1)).squeeze(-1)  # (B, T)
         return torch.where(batch.mask, chosen, torch.zeros_like(chosen))
@@ -149,8 +162,8 @@ class TabularPolicy(CategoricalPolicy):
     def log_prob(self, batch: TrajectoryBatch) -> Tensor:
         # Same result as the base class, but indexes theta[s, a] directly: 3x faster backward
         # than materialising (B, T, A) and gathering, which matters for large tabular datasets.
+        self._check_actions(batch.actions[batch.mask])
         actions = batch.actions.long()
-        self._check_actions(actions[batch.mask])
         obs = self._check_obs(batch.obs)
         logp = torch.log_softmax(self.theta, dim=-1)[obs, actions.clamp(0, self.n_actions - 1)]  # (B, T)
         return torch.where(batch.mask, logp, torch.zeros_like(logp))
@@ -249,3 +262,129 @@ class MixturePolicy(nn.Module):
         shape = (-1,) + (1,) * (a_learner.ndim - 1)
         return (torch.where(use_expert.view(shape), a_expert, a_learner),
                 torch.where(use_expert, lp_expert, lp_learner))
+
+
+# ----------------------------------------------------------------------------
+# Continuous actions and value functions (actor-critic methods, EQUATIONS.md §6)
+# ----------------------------------------------------------------------------
+
+def _mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, out_gain: float, seed: int) -> nn.Sequential:
+    """tanh MLP with orthogonal weights (gain sqrt 2 hidden, ``out_gain`` last) and zero biases.
+
+    The usual actor-critic initialisation (Andrychowicz et al. 2021): a small ``out_gain`` on a
+    policy head starts it near its mean action. Weights depend on ``seed`` only.
+    """
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    widths = (in_dim, *hidden, out_dim)
+    layers: list[nn.Module] = []
+    for i in range(len(widths) - 1):
+        layer = nn.Linear(widths[i], widths[i + 1])
+        last = i == len(widths) - 2
+        nn.init.orthogonal_(layer.weight, gain=out_gain if last else math.sqrt(2))
+        nn.init.zeros_(layer.bias)
+        layers += [layer] if last else [layer, nn.Tanh()]
+    torch.random.set_rng_state(gen_state)
+    return nn.Sequential(*layers)
+
+
+def _check_features(obs: Tensor, obs_dim: int) -> Tensor:
+    if obs.shape[-1] != obs_dim:
+        raise ValueError(f"obs: last dimension must be obs_dim = {obs_dim}, got {obs.shape[-1]}")
+    return obs.float()
+
+
+class GaussianPolicy(nn.Module):
+    """a ~ N(mu(s), diag(sigma^2)): mean mu = tanh MLP(s), state-independent log sigma (a parameter).
+
+    Observations are feature vectors (..., obs_dim); actions are (..., act_dim) floats,
+    sampled *unbounded*: a bounded action space is the environment's business (the PPO
+    collector clips what it sends to the env to the action space, as CleanRL's ``ClipAction``
+    does, and keeps the unclipped action, whose log-prob this policy knows). ``log_prob``
+    sums log N(a_i; mu_i, sigma_i) over the action dimensions, so it is (B, T).
+    """
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (64, 64),
+                 log_std_init: float = 0.0, seed: int = 0):
+        super().__init__()
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.net = _mlp(obs_dim, tuple(hidden), act_dim, out_gain=0.01, seed=seed)
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
+
+    def mean(self, obs: Tensor) -> Tensor:
+        """mu(s), (..., act_dim)."""
+        return self.net(_check_features(obs, self.obs_dim))
+
+    def _check_actions(self, actions: Tensor) -> None:
+        if not actions.dtype.is_floating_point:
+            raise ValueError("actions: a Gaussian policy needs float (continuous) actions, got integers")
+        if actions.shape[-1] != self.act_dim:
+            raise ValueError(f"actions: last dimension must be act_dim = {self.act_dim}, "
+                             f"got shape {tuple(actions.shape)}")
+
+    def log_prob(self, batch: TrajectoryBatch) -> Tensor:
+        if batch.actions.ndim != 3:
+            raise ValueError(f"actions: must have shape (B, T, act_dim), got {tuple(batch.actions.shape)}")
+        self._check_actions(batch.actions)
+        z = (batch.actions - self.mean(batch.obs)) * torch.exp(-self.log_std)  # (B, T, act_dim)
+        logp = (-0.5 * z**2 - self.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)  # (B, T)
+        return torch.where(batch.mask, logp, torch.zeros_like(logp))
+
+    def entropy(self, batch: TrajectoryBatch) -> Tensor:
+        h = (0.5 * math.log(2 * math.pi * math.e) + self.log_std).sum()  # H of N(mu, sigma^2), summed over dims
+        return torch.where(batch.mask, h.expand(batch.mask.shape), torch.zeros((), dtype=h.dtype))
+
+    @torch.no_grad()
+    def sample(
+        self, obs: Tensor, generator: torch.Generator | None = None, deterministic: bool = False
+    ) -> tuple[Tensor, Tensor]:
+        mu = self.mean(obs)  # (N, act_dim)
+        std = self.log_std.exp()
+        eps = torch.zeros_like(mu) if deterministic else torch.randn(mu.shape, generator=generator)
+        actions = mu + std * eps  # (N, act_dim)
+        logp = (-0.5 * eps**2 - self.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)  # (N,)
+        return actions, logp
+
+
+@runtime_checkable
+class ValueFunction(Protocol):
+    """A state-value estimate V(s) (see module docstring)."""
+
+    def values(self, batch: TrajectoryBatch) -> Tensor: ...
+
+    def value(self, obs: Tensor) -> Tensor: ...
+
+
+class ValueMLP(nn.Module):
+    """V(s) = tanh MLP(s) over feature-vector observations (..., obs_dim)."""
+
+    def __init__(self, obs_dim: int, hidden: tuple[int, ...] = (64, 64), seed: int = 0):
+        super().__init__()
+        self.obs_dim = obs_dim
+        self.net = _mlp(obs_dim, tuple(hidden), 1, out_gain=1.0, seed=seed)
+
+    def value(self, obs: Tensor) -> Tensor:
+        return self.net(_check_features(obs, self.obs_dim)).squeeze(-1)  # (...,)
+
+    def values(self, batch: TrajectoryBatch) -> Tensor:
+        v = self.value(batch.obs)  # (B, T)
+        return torch.where(batch.mask, v, torch.zeros_like(v))
+
+
+class TabularValue(nn.Module):
+    """V(s) = v[s], a free table over integer state ids (initialised to zero)."""
+
+    def __init__(self, n_states: int):
+        super().__init__()
+        self.n_states = n_states
+        self.v = nn.Parameter(torch.zeros(n_states))
+
+    def value(self, obs: Tensor) -> Tensor:
+        obs = obs.long()
+        if obs.numel() and (obs.min() < 0 or obs.max() >= self.n_states):
+            raise ValueError(f"obs: state ids must lie in [0, {self.n_states})")
+        return self.v[obs]
+
+    def values(self, batch: TrajectoryBatch) -> Tensor:
+        v = self.value(torch.where(batch.mask, batch.obs.long(), 0))  # (B, T); padding may hold any id
+        return torch.where(batch.mask, v, torch.zeros_like(v))

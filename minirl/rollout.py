@@ -4,11 +4,15 @@ One function, ``rollout``, serves every step-wise world: a ``TabularVectorEnv`` 
 a ``gymnasium.make_vec("CartPole-v1")`` (feature vectors), any vector env whose single
 observation space is Discrete or a flat Box. It collects whole episodes, padding them to
 the longest, and keeps the reward of an MDP\\R out of the learner's fields.
+``collect_fragments`` is its on-policy counterpart for actor-critic methods (PPO): a fixed
+number of steps per sub-env, episodes cut anywhere, with values and true next observations.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -19,7 +23,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from minirl.data import TrajectoryBatch
 from minirl.policies import Policy
 
-__all__ = ["rollout", "episode_returns"]
+__all__ = ["rollout", "episode_returns", "collect_fragments", "FragmentState"]
 
 
 def _obs_tensor(obs: np.ndarray, space: gym.Space) -> torch.Tensor:
@@ -134,3 +138,144 @@ def episode_returns(batch: TrajectoryBatch, key: str | None = None) -> torch.Ten
     if r is None:
         raise ValueError(f"batch: has no {'rewards' if key is None else repr(key)} to sum")
     return batch.masked_sum(r)
+
+
+# ----------------------------------------------------------------------------
+# Fixed-length fragments for on-policy actor-critic methods (PPO)
+# ----------------------------------------------------------------------------
+
+@dataclass
+class FragmentState:
+    """Where :func:`collect_fragments` stopped; the next call continues from here.
+
+    Attributes:
+        obs: (N, ...) the current observation of each sub-env.
+        skip: (N,) True where the sub-env's next step only resets it (NEXT_STEP autoreset).
+        running_return: (N,) env (or gold) return of each sub-env's unfinished episode so far.
+    """
+
+    obs: np.ndarray
+    skip: np.ndarray
+    running_return: np.ndarray
+
+
+def _check_action_space(envs: VectorEnv, policy: Policy) -> None:
+    """Refuse a discrete policy in a continuous action space and vice versa (ValueError on ``policy``)."""
+    from minirl.policies import CategoricalPolicy, GaussianPolicy
+
+    space = envs.single_action_space
+    if isinstance(policy, CategoricalPolicy) and not isinstance(space, gym.spaces.Discrete):
+        raise ValueError(f"policy: a categorical policy cannot act in the action space {space}")
+    if isinstance(policy, GaussianPolicy):
+        if not isinstance(space, gym.spaces.Box):
+            raise ValueError(f"policy: a Gaussian policy needs a Box action space, got {space}")
+        if space.shape != (policy.act_dim,):
+            raise ValueError(f"policy: act_dim = {policy.act_dim} but the env's actions have shape {space.shape}")
+
+
+def collect_fragments(
+    envs: VectorEnv,
+    policy: Policy,
+    value_fn: Any,
+    n_steps: int,
+    state: FragmentState | None = None,
+    generator: torch.Generator | None = None,
+    reward_fn: Callable[[TrajectoryBatch], torch.Tensor] | None = None,
+    seed: int | None = None,
+) -> tuple[TrajectoryBatch, FragmentState]:
+    """Step ``envs`` ``n_steps`` times with ``policy``: one fragment per sub-env, for PPO.
+
+    Unlike :func:`rollout`, fragments do not follow episodes: row i is sub-env i's last
+    ``n_steps`` vector steps, and an episode may end (and the next begin) anywhere in a row;
+    ``info["episode_end"]`` marks where. Under NEXT_STEP autoreset the vector step after an
+    episode's end only resets that sub-env: it is not a transition, so it stays in place with
+    ``mask`` False (the only masked steps). Continuous actions are clipped to the action space
+    when sent to the env; the batch keeps the sampled (unclipped) ones, whose log-probs we know.
+
+    Args:
+        envs: a gymnasium vector env (NEXT_STEP or SAME_STEP autoreset).
+        policy: samples actions; ``value_fn``: a :class:`~minirl.policies.ValueFunction`.
+        state: where the previous call stopped; None resets ``envs`` with ``seed``.
+        reward_fn: ``reward_fn(batch) -> (B, T)`` the learner's reward (e.g. a discriminator's).
+            It sees obs, actions, mask, log_probs, terminated and ``info["next_obs"]``. Without
+            it the env's reward is used, which an MDP\\R env hides (then this raises).
+    Returns:
+        (batch, state). The batch (B = num_envs, T = n_steps) has obs, actions, mask, rewards,
+        log_probs, values V(s_t), terminated, and in ``info``: ``next_obs`` (B, T, ...) the true
+        s_{t+1} (the final observation at an episode's end, not the reset one), ``truncated``,
+        ``episode_end`` (= terminated | truncated), ``next_values`` (B, T) V(s_{t+1}), 0 where
+        terminated (bootstrapped from the final observation where truncated), ``env_reward``
+        (B, T) (0 where the env hides it), ``gold_reward`` where the env provides it, and
+        ``episode_returns`` (list of floats) the gold (else env) returns of episodes completed.
+    """
+    if n_steps < 1:
+        raise ValueError(f"n_steps: must be >= 1, got {n_steps}")
+    mode = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+    if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
+        raise ValueError(f"envs: autoreset mode must be NEXT_STEP or SAME_STEP, got {mode}")
+    _check_action_space(envs, policy)
+    N, obs_space, act_space = envs.num_envs, envs.single_observation_space, envs.single_action_space
+    if state is None:
+        obs, _ = envs.reset(seed=seed)
+        state = FragmentState(obs, np.zeros(N, dtype=bool), np.zeros(N))
+    obs, skip, running = state.obs, state.skip.copy(), state.running_return.copy()
+    buf: dict[str, list[np.ndarray]] = {k: [] for k in ("obs", "act", "logp", "rew", "gold", "term", "trunc",
+                                                        "valid", "next")}
+    hidden, has_gold, finished = False, False, []
+    for _ in range(n_steps):
+        actions, logps = policy.sample(_obs_tensor(obs, obs_space), generator=generator)
+        actions = actions.cpu().numpy()
+        env_actions = np.clip(actions, act_space.low, act_space.high) if isinstance(act_space, gym.spaces.Box) \
+            else actions
+        next_obs, rewards, terminated, truncated, info = envs.step(env_actions)
+        valid = ~skip
+        done = (np.asarray(terminated) | np.asarray(truncated)) & valid
+        true_next = np.array(next_obs, copy=True)  # (N, ...)
+        if mode == AutoresetMode.SAME_STEP and "final_obs" in info:
+            for i in np.flatnonzero(done):
+                true_next[i] = info["final_obs"][i]
+        hidden = hidden or bool(np.any(info.get("reward_hidden", False)))
+        has_gold = has_gold or "gold_reward" in info
+        gold = np.asarray(info.get("gold_reward", np.zeros(N)), dtype=np.float64)
+        running += np.where(valid, gold if "gold_reward" in info else rewards, 0.0)
+        finished += running[done].tolist()
+        running[done] = 0.0
+        for key, value in (("obs", obs), ("act", actions), ("logp", logps.cpu().numpy()), ("rew", rewards),
+                           ("gold", gold), ("term", np.asarray(terminated) & valid),
+                           ("trunc", np.asarray(truncated) & valid), ("valid", valid), ("next", true_next)):
+            buf[key].append(np.asarray(value).copy())
+        skip = done if mode == AutoresetMode.NEXT_STEP else np.zeros(N, dtype=bool)
+        obs = next_obs
+    data = {k: np.swapaxes(np.stack(v), 0, 1) for k, v in buf.items()}  # (T, N, ...) -> (N, T, ...)
+
+    mask = torch.as_tensor(data["valid"])  # (B, T)
+    terminated = torch.as_tensor(data["term"])
+    action_dtype = torch.float32 if isinstance(act_space, gym.spaces.Box) else torch.long
+    info_out: dict[str, Any] = {
+        "next_obs": _obs_tensor(data["next"], obs_space),  # (B, T, ...)
+        "truncated": torch.as_tensor(data["trunc"]),
+        "episode_end": terminated | torch.as_tensor(data["trunc"]),
+        "env_reward": torch.as_tensor(data["rew"], dtype=torch.float32),
+        "episode_returns": finished,
+    }
+    if has_gold:
+        info_out["gold_reward"] = torch.as_tensor(data["gold"], dtype=torch.float32)
+    batch = TrajectoryBatch(obs=_obs_tensor(data["obs"], obs_space),
+                            actions=torch.as_tensor(data["act"], dtype=action_dtype), mask=mask,
+                            log_probs=torch.as_tensor(data["logp"], dtype=torch.float32),
+                            terminated=terminated, info=info_out)
+    with torch.no_grad():
+        if reward_fn is not None:
+            rewards = reward_fn(batch).detach().float()
+            if tuple(rewards.shape) != tuple(mask.shape):
+                raise ValueError(f"reward_fn: must return (B, T) = {tuple(mask.shape)}, got {tuple(rewards.shape)}")
+        elif hidden:
+            raise ValueError("reward_fn: the env hides its reward (MDP\\R); pass a reward_fn")
+        else:
+            rewards = info_out["env_reward"]
+        values = value_fn.values(batch)  # (B, T)
+        next_values = value_fn.value(info_out["next_obs"].flatten(0, 1)).view(mask.shape)  # V(s_{t+1}), (B, T)
+    zero = torch.zeros(())
+    info_out["next_values"] = torch.where(mask & ~terminated, next_values, zero)  # absorbing: V = 0
+    batch = batch.replace(rewards=torch.where(mask, rewards, zero), values=values, info=info_out)
+    return batch, FragmentState(obs, skip, running)

@@ -15,7 +15,7 @@ import torch
 from minirl.algos.exact_imitation import (ExactImitationConfig, divergence_gradient, exact_occupancy,
                                           optimal_logit, policy_gradient_surrogate, q_values, reward_gradient,
                                           train_exact)
-from minirl.divergences import DIVERGENCES, REWARD_RULES, f_divergence, get_divergence, get_reward_rule, js, kl
+from minirl.divergences import DIVERGENCES, f_divergence, get_divergence, get_reward_rule, js, kl
 from minirl.envs import gridworld
 from minirl.mdp import TabularMDP, occupancy_measure, policy_evaluation, soft_value_iteration
 from minirl.policies import TabularPolicy

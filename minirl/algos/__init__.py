@@ -1,6 +1,10 @@
 """The algorithms, each in a module named after its idea; all written against minirl.policies."""
 
+from minirl.algos.adversarial import AdversarialConfig, AdversarialImitation
 from minirl.algos.bc import BCConfig, bc_loss, train_bc
 from minirl.algos.dagger import DAggerConfig, aggregate, train_dagger
+from minirl.algos.exact_imitation import ExactImitationConfig, train_exact
+from minirl.algos.ppo import PPO, PPOConfig, gae
 
-__all__ = ["BCConfig", "bc_loss", "train_bc", "DAggerConfig", "aggregate", "train_dagger"]
+__all__ = ["BCConfig", "bc_loss", "train_bc", "DAggerConfig", "aggregate", "train_dagger", "PPO", "PPOConfig", "gae",
+           "AdversarialConfig", "AdversarialImitation", "ExactImitationConfig", "train_exact"]

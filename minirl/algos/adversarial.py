@@ -1,0 +1,206 @@
+"""Adversarial imitation: GAIL, AIRL and FAIRL as one trainer with a pluggable f (seed eq. 2-4, Table 4).
+
+    min_pi max_D  E_demo[log D(s, a)] + E_pi[log(1 - D(s, a))]        the discriminator (logistic)
+    r_t = r(h(s_t, a_t)),  h = logit D                                  the policy's reward (EQUATIONS.md §4)
+
+One iteration, on top of PPO (:mod:`minirl.algos.ppo`):
+    1. PPO collects a fragment batch from the MDP\\R (the env's reward is never read);
+    2. the discriminator takes ``disc_epochs`` passes of logistic-loss steps on the batch's steps
+       (label 0) against as many demonstration steps (label 1);
+    3. the batch's reward becomes r(h) for the *updated* discriminator, and PPO updates on it.
+Steps 2-3 are :meth:`AdversarialImitation.reward`, handed to PPO as its ``reward_fn``, so the loop
+is PPO's own.
+
+The three methods differ only in the reward rule r(h) (:data:`minirl.divergences.REWARD_RULES`)
+and, for AIRL, in the discriminator's structure (:class:`~minirl.discriminators.AIRLDiscriminator`,
+whose logit is f(s, a, s') - log pi(a|s)). The derived rules are the defaults; the published
+variants are available by name, e.g. ``reward="gail_minus_log1m_d"`` for `imitation`'s GAIL.
+
+Termination: a reward with a sign pays an agent for dying early or staying alive, whatever it
+imitates. On CartPole-v1 (60k steps, seed 0, no wrapper) the derived GAIL reward (either sign)
+reached 500, FAIRL's e^h > 0 reached 231 and AIRL's h - 1 (mostly < 0) learned to fall at once
+(return 10): the survival bias. A fixed-horizon / absorbing-state fix is not here yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import gymnasium as gym
+import torch
+from gymnasium.vector import VectorEnv
+from torch import Tensor
+
+from minirl.algos.ppo import PPO, PPOConfig
+from minirl.data import TrajectoryBatch
+from minirl.discriminators import AIRLDiscriminator, StepDiscriminator, discriminator_loss
+from minirl.divergences import get_divergence, get_reward_rule
+from minirl.policies import Policy, ValueFunction
+
+__all__ = ["AdversarialConfig", "AdversarialImitation", "transitions", "ALGORITHMS"]
+
+ALGORITHMS = ("gail", "airl", "fairl")
+
+
+@dataclass(frozen=True)
+class AdversarialConfig:
+    """Hyperparameters of adversarial imitation (the PPO inside has its own :class:`PPOConfig`)."""
+
+    divergence: str = "gail"
+    """Which f of seed Table 4: gail (Jensen-Shannon), airl (reverse KL), fairl (forward KL)."""
+    reward: str | None = None
+    """Reward rule by name (``minirl.divergences.REWARD_RULES``); None = derived from ``divergence``."""
+    structured: bool | None = None
+    """Use AIRL's structured discriminator g(s) + gamma v(s') - v(s) - log pi; None = only for airl."""
+    hidden: tuple[int, ...] = (64, 64)
+    """Discriminator MLP widths."""
+    lr: float = 3e-4
+    """Discriminator Adam learning rate."""
+    disc_epochs: int = 1
+    """Passes of the discriminator over each collected batch."""
+    disc_minibatches: int = 4
+    """Discriminator minibatches per pass (each pairs policy steps with as many demo steps)."""
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    """The policy optimiser."""
+    seed: int = 0
+    """Seeds the discriminator's weights and demo sampling (PPO has ``ppo.seed``)."""
+
+    def __post_init__(self) -> None:
+        get_divergence(self.divergence)
+        rule = get_reward_rule(self.reward or self.divergence)
+        if rule.divergence != self.divergence:
+            raise ValueError(f"reward: rule {rule.name!r} belongs to divergence {rule.divergence!r}, "
+                             f"not {self.divergence!r}")
+        for name in ("disc_epochs", "disc_minibatches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr: must be > 0, got {self.lr}")
+
+
+def transitions(batch: TrajectoryBatch) -> dict[str, Tensor]:
+    """Flatten a batch to its real steps with s' and the termination flag: (N, ...) tensors.
+
+    s' comes from ``info["next_obs"]`` when present (PPO's fragments); otherwise from the next
+    step of the same episode (whole-episode batches such as demonstrations), and a last step
+    whose s' is unknown (the episode was cut by a time limit) is dropped.
+    """
+    m = batch.mask
+    done = batch.terminated if batch.terminated is not None else torch.zeros_like(m)
+    if "next_obs" in batch.info:
+        keep, next_obs = m, batch.info["next_obs"]
+    else:
+        next_obs = torch.cat([batch.obs[:, 1:], batch.obs[:, -1:]], dim=1)  # (B, T, ...) obs of t + 1
+        has_next = torch.cat([m[:, 1:], torch.zeros_like(m[:, :1])], dim=1)
+        keep = m & (has_next | done)  # a terminal step needs no s' (v(s') is multiplied by 0)
+    return {"obs": batch.obs[keep], "actions": batch.actions[keep], "next_obs": next_obs[keep], "done": done[keep]}
+
+
+class AdversarialImitation:
+    """GAIL / AIRL / FAIRL on a gymnasium vector env with PPO as the policy optimiser.
+
+    Args:
+        envs: the environment (its reward is ignored; wrap it in ``HideReward`` to make sure).
+        policy, value_fn: the learner (:class:`~minirl.policies.Policy`, :class:`~minirl.policies.ValueFunction`).
+        demos: expert demonstrations, a :class:`TrajectoryBatch` of whole episodes (or fragments).
+    """
+
+    def __init__(self, envs: VectorEnv, policy: Policy, value_fn: ValueFunction, demos: TrajectoryBatch,
+                 config: AdversarialConfig = AdversarialConfig()):
+        self._check(envs, policy, demos)
+        self.envs, self.policy, self.config = envs, policy, config
+        self.rule = get_reward_rule(config.reward or config.divergence)
+        obs_space, act_space = envs.single_observation_space, envs.single_action_space
+        discrete_obs = isinstance(obs_space, gym.spaces.Discrete)
+        obs_dim = int(obs_space.n) if discrete_obs else int(obs_space.shape[0])
+        structured = config.divergence == "airl" if config.structured is None else config.structured
+        if structured:
+            self.disc = AIRLDiscriminator(obs_dim, discrete_obs, config.ppo.gamma, config.hidden, config.seed)
+        else:
+            discrete_actions = isinstance(act_space, gym.spaces.Discrete)
+            act_dim = int(act_space.n) if discrete_actions else int(act_space.shape[0])
+            self.disc = StepDiscriminator(obs_dim, act_dim, discrete_obs, discrete_actions, config.hidden, config.seed)
+        self.optimizer = torch.optim.Adam(self.disc.parameters(), lr=config.lr)
+        self.demos = transitions(demos)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.ppo = PPO(policy, value_fn, config.ppo)
+        self.last_stats: dict[str, float] = {}
+
+    @staticmethod
+    def _check(envs: VectorEnv, policy: Policy, demos: TrajectoryBatch) -> None:
+        if demos.n_steps == 0:
+            raise ValueError("demos: the demonstration set is empty")
+        obs_space, act_space = envs.single_observation_space, envs.single_action_space
+        obs_shape = tuple(demos.obs.shape[2:])
+        want = () if isinstance(obs_space, gym.spaces.Discrete) else tuple(obs_space.shape)
+        if obs_shape != want:
+            raise ValueError(f"demos: observation shape {obs_shape} does not match the env's {want}")
+        act_shape = tuple(demos.actions.shape[2:])
+        want = () if isinstance(act_space, gym.spaces.Discrete) else tuple(act_space.shape)
+        if act_shape != want:
+            raise ValueError(f"demos: action shape {act_shape} does not match the env's {want}")
+        discrete_policy = hasattr(policy, "log_probs_all")
+        if discrete_policy != isinstance(act_space, gym.spaces.Discrete):
+            kind = "discrete" if discrete_policy else "continuous"
+            raise ValueError(f"policy: a {kind}-action policy cannot act in an env with action space {act_space}")
+
+    def logits(self, steps: dict[str, Tensor]) -> Tensor:
+        """The discriminator's logit h for flattened steps (see :func:`transitions`); (N,)."""
+        log_pi = None
+        if self.disc.structured:  # AIRL's D = e^f / (e^f + pi) needs the current pi(a|s)
+            one_step = TrajectoryBatch(obs=steps["obs"][:, None], actions=steps["actions"][:, None],
+                                       mask=torch.ones(len(steps["obs"]), 1, dtype=torch.bool))
+            with torch.no_grad():
+                log_pi = self.policy.log_prob(one_step)[:, 0]
+        return self.disc.logits(steps["obs"], steps["actions"], steps["next_obs"], steps["done"], log_pi)
+
+    def update_discriminator(self, batch: TrajectoryBatch) -> dict[str, float]:
+        """``disc_epochs`` passes of logistic-loss steps: the batch's steps (0) vs demonstration steps (1)."""
+        policy_steps = transitions(batch)
+        self.disc.encoder.observe(torch.cat([policy_steps["obs"], self.demos["obs"]]))
+        n = len(policy_steps["obs"])
+        n_demo = len(self.demos["obs"])
+        stats = {"disc/loss": 0.0, "disc/acc_demo": 0.0, "disc/acc_policy": 0.0}
+        with torch.enable_grad():  # PPO may call the reward function under no_grad
+            self._discriminator_epochs(policy_steps, n, n_demo, stats)
+        return {k: v / (self.config.disc_epochs * self.config.disc_minibatches) for k, v in stats.items()}
+
+    def _discriminator_epochs(self, policy_steps: dict[str, Tensor], n: int, n_demo: int,
+                              stats: dict[str, float]) -> None:
+        for _ in range(self.config.disc_epochs):
+            for index in torch.randperm(n, generator=self.generator).chunk(self.config.disc_minibatches):
+                demo_index = torch.randint(n_demo, (len(index),), generator=self.generator)
+                h_policy = self.logits({k: v[index] for k, v in policy_steps.items()})
+                h_demo = self.logits({k: v[demo_index] for k, v in self.demos.items()})
+                loss = discriminator_loss(h_demo, h_policy)
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+                stats["disc/loss"] += loss.item()
+                stats["disc/acc_demo"] += (h_demo > 0).float().mean().item()
+                stats["disc/acc_policy"] += (h_policy < 0).float().mean().item()
+
+    def reward(self, batch: TrajectoryBatch) -> Tensor:
+        """Update the discriminator on ``batch``, then return r(h) for every step, (B, T). PPO's reward_fn."""
+        if "next_obs" not in batch.info:
+            raise ValueError("batch: needs info['next_obs'] (collect it with minirl.rollout.collect_fragments)")
+        self.last_stats = self.update_discriminator(batch)
+        m = batch.mask
+        rewards = torch.zeros(m.shape)
+        with torch.no_grad():
+            rewards[m] = self.rule.reward(self.logits(transitions(batch)))  # (N,) in the order of batch[m]
+        if not torch.isfinite(rewards).all():
+            raise ValueError(f"discriminator: produced non-finite rewards under rule {self.rule.name!r}")
+        self.last_stats["reward/mean"] = rewards[m].mean().item()
+        return rewards
+
+    def train(self, total_steps: int, callback: Callable[[dict[str, Any]], bool | None] | None = None,
+              progress: bool = False) -> list[dict[str, Any]]:
+        """PPO's loop with the discriminator's reward; each record also holds the discriminator's stats."""
+
+        def record(stats: dict[str, Any]) -> bool | None:
+            stats.update(self.last_stats)
+            return callback(stats) if callback is not None else None
+
+        return self.ppo.train(self.envs, total_steps, reward_fn=self.reward, callback=record, progress=progress)

@@ -1,0 +1,298 @@
+"""Proximal Policy Optimisation with GAE (Schulman et al. 2017, 2016; EQUATIONS.md §6).
+
+Symbols, per step t of a masked (B, T) batch (row b, column t):
+    delta_t = r_t + gamma V(s_{t+1}) - V(s_t)                 TD error; V(s_{t+1}) = 0 if t terminated
+    A_t     = delta_t + gamma lambda (1 - end_t) A_{t+1}      GAE(gamma, lambda); end_t cuts episodes
+    R_t     = A_t + V(s_t)                                    the value target
+    rho_t   = pi(a_t|s_t) / pi_old(a_t|s_t)                   probability ratio to the sampling policy
+    L_clip  = -min(rho_t A_t, clip(rho_t, 1 - eps, 1 + eps) A_t)
+    L_V     = 1/2 (V(s_t) - R_t)^2, optionally clipped around the old value
+    L       = mean_t [L_clip + c_V L_V - c_H H(pi(.|s_t))]
+
+The losses are pure functions of (B, T) tensors, so the same code trains a gymnasium policy
+on fragments (rows = sub-envs, several episodes per row) and a language model on sequences
+(one episode per row, padding masked): :meth:`PPO.update` needs only a batch with
+log_probs, values, rewards, ``info["next_values"]`` and ``info["episode_end"]``.
+PPO, RLOO and GRPO differ in how A_t is estimated; here it is :func:`gae`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from gymnasium.vector import VectorEnv
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from minirl.data import TrajectoryBatch
+from minirl.policies import Policy, ValueFunction
+from minirl.rollout import FragmentState, collect_fragments
+
+__all__ = ["gae", "clipped_surrogate", "clipped_value_loss", "ppo_loss", "PPOConfig", "PPO"]
+
+
+def gae(rewards: Tensor, values: Tensor, next_values: Tensor, episode_end: Tensor, mask: Tensor,
+        gamma: float, lam: float) -> tuple[Tensor, Tensor]:
+    """Generalised advantage estimates and value targets (EQUATIONS.md §6, PPO-RLHF's GAE line).
+
+    Args (all (B, T)):
+        rewards: r_t. values: V(s_t). next_values: V(s_{t+1}) -- 0 where step t terminated,
+            V(final observation) where it was truncated, else V of the next step's state.
+        episode_end: True where an episode ended at step t (terminated or truncated): A_{t+1}
+            belongs to another episode and is not added.
+        mask: False on padded steps; they get A = 0, so they add nothing to the step before.
+    Returns:
+        (advantages, returns), (B, T) each: A_t and R_t = A_t + V(s_t); both 0 on padding.
+    """
+    # BEGIN SOLUTION
+    m = mask.to(values.dtype)
+    not_end = 1.0 - episode_end.to(values.dtype)
+    delta = (rewards + gamma * next_values - values) * m  # (B, T)
+    advantages = torch.zeros_like(delta)
+    next_advantage = torch.zeros_like(delta[:, 0])  # A_{t+1}, (B,)
+    for t in reversed(range(delta.shape[1])):
+        next_advantage = delta[:, t] + gamma * lam * not_end[:, t] * next_advantage
+        next_advantage = next_advantage * m[:, t]
+        advantages[:, t] = next_advantage
+    returns = (advantages + values) * m
+    # END SOLUTION
+    return advantages, returns
+
+
+def clipped_surrogate(ratio: Tensor, advantages: Tensor, clip_eps: float) -> Tensor:
+    """Per-step clipped policy loss -min(rho A, clip(rho, 1 - eps, 1 + eps) A) (Schulman et al. 2017 eq. 7)."""
+    # BEGIN SOLUTION
+    return -torch.min(ratio * advantages, ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * advantages)
+    # END SOLUTION
+
+
+def clipped_value_loss(values: Tensor, old_values: Tensor, returns: Tensor, clip_eps: float | None) -> Tensor:
+    """Per-step value loss 1/2 (V - R)^2; with ``clip_eps`` the pessimistic max with the clipped V.
+
+    Clipped: 1/2 max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2), as in OpenAI baselines'
+    PPO2 (not in the PPO paper; Andrychowicz et al. 2021 find it rarely helps, hence optional).
+    """
+    # BEGIN SOLUTION
+    loss = (values - returns) ** 2
+    if clip_eps is not None:
+        clipped = old_values + (values - old_values).clamp(-clip_eps, clip_eps)
+        loss = torch.max(loss, (clipped - returns) ** 2)
+    return 0.5 * loss
+    # END SOLUTION
+
+
+def ppo_loss(log_probs: Tensor, old_log_probs: Tensor, advantages: Tensor, values: Tensor, old_values: Tensor,
+             returns: Tensor, entropy: Tensor, mask: Tensor, clip_eps: float = 0.2, clip_value: float | None = None,
+             vf_coef: float = 0.5, ent_coef: float = 0.0) -> tuple[Tensor, dict[str, float]]:
+    """L = mean over real steps of [L_clip + vf_coef L_V - ent_coef H] (module docstring), all inputs (B, T).
+
+    Returns:
+        (loss, stats): stats has 'loss/policy', 'loss/value', 'loss/entropy' (the mean entropy),
+        'stats/approx_kl' (mean of (rho - 1) - log rho, an unbiased, non-negative estimate of
+        KL(pi_old || pi)) and 'stats/clip_fraction' (share of steps with |rho - 1| > eps).
+    """
+    m = mask.to(log_probs.dtype)
+    n = m.sum().clamp_min(1.0)
+
+    def mean(x: Tensor) -> Tensor:
+        return (x * m).sum() / n
+
+    # BEGIN SOLUTION
+    log_ratio = torch.where(mask, log_probs - old_log_probs, torch.zeros_like(log_probs))  # (B, T)
+    ratio = log_ratio.exp()
+    policy_loss = mean(clipped_surrogate(ratio, advantages, clip_eps))
+    value_loss = mean(clipped_value_loss(values, old_values, returns, clip_value))
+    mean_entropy = mean(entropy)
+    loss = policy_loss + vf_coef * value_loss - ent_coef * mean_entropy
+    # END SOLUTION
+    with torch.no_grad():
+        stats = {"loss/policy": policy_loss.item(), "loss/value": value_loss.item(),
+                 "loss/entropy": mean_entropy.item(),
+                 "stats/approx_kl": mean((ratio - 1) - log_ratio).item(),
+                 "stats/clip_fraction": mean(((ratio - 1).abs() > clip_eps).to(m.dtype)).item()}
+    return loss, stats
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Hyperparameters of PPO; defaults follow CleanRL's ``ppo.py``."""
+
+    n_steps: int = 128
+    """Vector steps collected per sub-env between updates (the fragment length T)."""
+    n_epochs: int = 4
+    """Passes over each collected batch."""
+    n_minibatches: int = 4
+    """Minibatches per epoch (over real steps, or over rows for a batch of context observations)."""
+    lr: float = 3e-4
+    """Adam learning rate (Adam eps = 1e-5, as in CleanRL)."""
+    anneal_lr: bool = True
+    """Decay the learning rate linearly to 0 over ``train``'s iterations."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE's lambda: 0 = one-step TD advantages, 1 = Monte-Carlo returns minus V."""
+    clip_eps: float = 0.2
+    """Ratio clipping epsilon of the surrogate."""
+    clip_value: float | None = None
+    """Value clipping around the old value (None = unclipped squared error)."""
+    ent_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    vf_coef: float = 0.5
+    """Weight of the value loss."""
+    max_grad_norm: float | None = 0.5
+    """Global gradient-norm clipping (None = off)."""
+    normalize_advantages: bool = True
+    """Standardise advantages within each minibatch."""
+    target_kl: float | None = None
+    """Stop an update's epochs early once the mean approx KL of an epoch exceeds this."""
+    seed: int = 0
+    """Seeds the env reset, the action sampler and the minibatch shuffling."""
+
+    def __post_init__(self) -> None:
+        for name in ("n_steps", "n_epochs", "n_minibatches"):
+            value = getattr(self, name)
+            if int(value) != value or value < 1:
+                raise ValueError(f"{name}: must be an integer >= 1, got {value}")
+        checks = {"lr": self.lr > 0, "gamma": 0 <= self.gamma <= 1, "gae_lambda": 0 <= self.gae_lambda <= 1,
+                  "clip_eps": self.clip_eps > 0, "clip_value": self.clip_value is None or self.clip_value > 0,
+                  "ent_coef": self.ent_coef >= 0, "vf_coef": self.vf_coef >= 0,
+                  "max_grad_norm": self.max_grad_norm is None or self.max_grad_norm > 0,
+                  "target_kl": self.target_kl is None or self.target_kl > 0}
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"{name}: invalid value {getattr(self, name)!r} (see PPOConfig's docstring)")
+
+
+def _masked_standardise(x: Tensor, mask: Tensor) -> Tensor:
+    m = mask.to(x.dtype)
+    n = m.sum().clamp_min(1.0)
+    mean = (x * m).sum() / n
+    std = (((x - mean) * m) ** 2).sum().div(n).sqrt()
+    return (x - mean) / (std + 1e-8) * m
+
+
+class PPO:
+    """PPO for any :class:`Policy` and :class:`ValueFunction` (torch modules); see the module docstring.
+
+    ``collect`` gathers fragments from a vector env, ``update`` runs the epochs of clipped
+    updates on any batch, ``train`` alternates the two. One Adam optimiser covers the
+    (deduplicated) parameters of policy and value function, so a shared trunk is fine.
+    """
+
+    def __init__(self, policy: Policy, value_fn: ValueFunction, config: PPOConfig = PPOConfig()):
+        self.policy, self.value_fn, self.config = policy, value_fn, config
+        params = {id(p): p for module in (policy, value_fn)
+                  for p in module.parameters() if p.requires_grad}  # type: ignore[attr-defined]
+        if not params:
+            raise ValueError("policy: policy and value function have no trainable parameters")
+        self.params = list(params.values())
+        self.optimizer = torch.optim.Adam(self.params, lr=config.lr, eps=1e-5)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self._envs: VectorEnv | None = None
+        self._state: FragmentState | None = None
+
+    def collect(self, envs: VectorEnv, reward_fn: Callable[[TrajectoryBatch], Tensor] | None = None
+                ) -> TrajectoryBatch:
+        """``config.n_steps`` steps of every sub-env (:func:`minirl.rollout.collect_fragments`).
+
+        The first call on an env resets it with ``config.seed``; later calls continue its episodes.
+        """
+        if envs is not self._envs:
+            self._envs, self._state = envs, None
+        batch, self._state = collect_fragments(envs, self.policy, self.value_fn, self.config.n_steps, self._state,
+                                               self.generator, reward_fn, seed=self.config.seed)
+        return batch
+
+    def update(self, batch: TrajectoryBatch) -> dict[str, float]:
+        """Epochs of minibatch PPO steps on ``batch`` (EQUATIONS.md §6); returns mean stats.
+
+        ``batch`` needs rewards, log_probs, values and ``info["next_values"]``; ``info["episode_end"]``
+        defaults to ``terminated | info["truncated"]``. Step-wise observations (B, T, ...) are
+        flattened to their real steps and shuffled; context observations (a language model's
+        prompt + response) are minibatched by rows.
+        """
+        cfg = self.config
+        if batch.rewards is None or batch.log_probs is None or batch.values is None or "next_values" not in batch.info:
+            raise ValueError("batch: PPO needs rewards, log_probs, values and info['next_values']")
+        episode_end = batch.info.get("episode_end")
+        if episode_end is None:
+            terminated = batch.terminated if batch.terminated is not None else torch.zeros_like(batch.mask)
+            episode_end = terminated | batch.info.get("truncated", torch.zeros_like(batch.mask))
+        with torch.no_grad():
+            advantages, returns = gae(batch.rewards, batch.values, batch.info["next_values"], episode_end,
+                                      batch.mask, cfg.gamma, cfg.gae_lambda)  # (B, T) each
+        per_step = {"adv": advantages, "ret": returns, "logp": batch.log_probs, "v": batch.values}
+        if batch.obs.shape[1] == batch.horizon:  # step-wise obs: every real step becomes a row of length 1
+            m = batch.mask
+            rows = TrajectoryBatch(obs=batch.obs[m].unsqueeze(1), actions=batch.actions[m].unsqueeze(1),
+                                   mask=torch.ones(int(m.sum()), 1, dtype=torch.bool))  # (N, 1, ...)
+            per_step = {k: v[m].unsqueeze(1) for k, v in per_step.items()}  # (N, 1)
+        else:
+            rows = batch
+        sums: dict[str, float] = {}
+        n_updates = 0
+        for _ in range(cfg.n_epochs):
+            epoch_kl = []
+            for index in torch.randperm(rows.batch_size, generator=self.generator).chunk(cfg.n_minibatches):
+                mb, d = rows[index], {k: v[index] for k, v in per_step.items()}
+                adv = _masked_standardise(d["adv"], mb.mask) if cfg.normalize_advantages else d["adv"]
+                loss, stats = ppo_loss(self.policy.log_prob(mb), d["logp"], adv, self.value_fn.values(mb), d["v"],
+                                       d["ret"], self.policy.entropy(mb), mb.mask, cfg.clip_eps, cfg.clip_value,
+                                       cfg.vf_coef, cfg.ent_coef)
+                self.optimizer.zero_grad()
+                loss.backward()
+                if cfg.max_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
+                self.optimizer.step()
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                n_updates += 1
+                epoch_kl.append(stats["stats/approx_kl"])
+            if cfg.target_kl is not None and sum(epoch_kl) / len(epoch_kl) > cfg.target_kl:
+                break
+        out = {k: v / n_updates for k, v in sums.items()}
+        m = batch.mask
+        var_r = returns[m].var() if m.sum() > 1 else torch.tensor(0.0)
+        out["stats/explained_variance"] = float("nan") if var_r == 0 else \
+            (1 - (returns[m] - batch.values[m]).var() / var_r).item()
+        return out
+
+    def train(self, envs: VectorEnv, total_steps: int, reward_fn: Callable[[TrajectoryBatch], Tensor] | None = None,
+              callback: Callable[[dict[str, Any]], bool | None] | None = None, progress: bool = False
+              ) -> list[dict[str, Any]]:
+        """Alternate ``collect`` and ``update`` for ``total_steps`` vector-env steps (all sub-envs counted).
+
+        Args:
+            reward_fn: the learner's reward (see :func:`~minirl.rollout.collect_fragments`).
+            callback: called with each iteration's record; returning True stops training.
+        Returns:
+            history: one record per iteration: 'env_steps' (real transitions so far),
+            'episode_return' (mean gold/env return of the episodes completed in this iteration,
+            NaN if none), 'episodes', 'wall_s', 'lr', and :meth:`update`'s losses and stats.
+        """
+        if total_steps < 1:
+            raise ValueError(f"total_steps: must be >= 1, got {total_steps}")
+        cfg = self.config
+        n_iterations = math.ceil(total_steps / (cfg.n_steps * envs.num_envs))
+        history: list[dict[str, Any]] = []
+        env_steps, start = 0, time.perf_counter()
+        for i in tqdm(range(n_iterations), desc="PPO", disable=not progress):
+            lr = cfg.lr * (1.0 - i / n_iterations) if cfg.anneal_lr else cfg.lr
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            batch = self.collect(envs, reward_fn)
+            stats = self.update(batch)
+            env_steps += batch.n_steps
+            finished = batch.info["episode_returns"]
+            record = {"env_steps": env_steps, "episode_return": sum(finished) / len(finished) if finished
+                      else float("nan"), "episodes": len(finished), "wall_s": time.perf_counter() - start,
+                      "lr": lr, **stats}
+            history.append(record)
+            if callback is not None and callback(record) is True:
+                break
+        return history
