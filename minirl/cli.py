@@ -3,6 +3,8 @@ print one JSON object. Heavy imports happen inside the commands so ``minirl --he
 
     minirl demo compounding-error [--seed N] [--seeds K] [--out DIR] [--json]
     minirl demo cartpole-imitation [--seed N] [--out DIR] [--json]
+    minirl demo f-divergence [--out DIR] [--json]
+    minirl demo reward-transfer [--seed N] [--seeds K] [--out DIR] [--json]
 """
 
 from __future__ import annotations
@@ -60,6 +62,12 @@ DEMOS = {
     "cartpole-imitation": ("minirl.experiments.cartpole_imitation", "CartPoleImitationConfig", "run_cartpole_imitation",
                            "cartpole_imitation_figure", "cartpole_imitation.png", 3,
                            "BC return vs demonstrations, DAgger return vs iterations on CartPole-v1"),
+    "f-divergence": ("minirl.experiments.f_divergence", "FDivergenceConfig", "run_f_divergence",
+                     "f_divergence_figure", "f_divergence.png", 1,
+                     "mass-covering FAIRL vs mode-seeking AIRL (and GAIL) on a two-mode expert (seed Table 4)"),
+    "reward-transfer": ("minirl.experiments.reward_transfer", "RewardTransferConfig", "run_reward_transfer",
+                        "reward_transfer_figure", "reward_transfer.png", 3,
+                        "AIRL's learned reward transfers to new dynamics, GAIL's does not (Fu et al. 2017)"),
 }
 
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # keep `import minirl.plots` free of experiment imports
     from minirl.experiments.cartpole_imitation import CartPoleImitationResult
     from minirl.experiments.compounding_error import CompoundingErrorResult
 
-__all__ = ["compounding_error_figure", "cartpole_imitation_figure"]
+__all__ = ["compounding_error_figure", "cartpole_imitation_figure", "f_divergence_figure", "reward_transfer_figure"]
 
 _COLORS = {"bc": "tab:red", "dagger": "tab:blue"}
 _LABELS = {"bc": "behaviour cloning", "dagger": "DAgger"}
@@ -98,5 +98,62 @@ def cartpole_imitation_figure(result: "CartPoleImitationResult") -> "Figure":
     axes[1].set(ylim=(0, None), title="Disagreement with the expert on the learner's own states")
     for ax in axes:
         ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def f_divergence_figure(result: dict) -> "Figure":
+    """Left: the bimodal expert and each method's single Gaussian. Right: each method's own divergence in training."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    x = np.asarray(result["grid"])
+    ax.fill_between(x, result["expert"], color="0.8", label="expert (two modes)")
+    for method, style in (("fairl", "-"), ("gail", "--"), ("airl", ":")):
+        r = result[method]
+        ax.plot(x, r["probs"], style, lw=2, label=f"{method.upper()}: fwd KL {r['forward_kl']:.2f}, "
+                                                  f"rev KL {r['reverse_kl']:.2f}")
+        ax2.semilogy(np.maximum(np.asarray(r["history"]) - min(r["history"]) + 1e-6, 1e-6), style,
+                     label=f"{method.upper()} (own divergence - its minimum)")
+    ax.set_xlim(-5, 5)
+    ax.set_xlabel("action")
+    ax.set_ylabel("probability")
+    ax.set_title("mass-covering (FAIRL) vs mode-seeking (AIRL)")
+    ax.legend(fontsize=8)
+    ax2.set_xlabel("policy-gradient step (optimal discriminator)")
+    ax2.set_title("each method descends its own f-divergence")
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def reward_transfer_figure(result: dict) -> "Figure":
+    """True reward, AIRL's g(s) and GAIL's max_a r(h(s, a)) on the grid; true returns before and after the change."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6))
+    learned = {"true reward": None, "AIRL g(s)": result["airl"]["learned_reward"],
+               "GAIL max_a r(h)": result["gail"]["learned_reward"]}
+    side = int(round(np.sqrt(len(result["airl"]["learned_reward"]))))
+    for ax, (title, values) in zip(axes, learned.items()):
+        grid = np.zeros(side * side) if values is None else np.asarray(values)
+        if values is None:
+            grid[-1] = 1.0  # the goal cell (bottom right)
+        im = ax.imshow(grid.reshape(side, side), cmap="viridis")
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    ax = axes[3]
+    methods = ("expert", "airl", "gail", "bc")
+    columns = ("return_original", "return_changed", "return_mirrored")
+    width = 0.25
+    for i, c in enumerate(columns):
+        ax.bar(np.arange(4) + (i - 1) * width, [result[m][c] for m in methods], width,
+               label=c.replace("return_", "").replace("changed", "walled"))
+    ax.set_xticks(np.arange(4), [m.upper() if m != "expert" else m for m in methods])
+    ax.set_ylabel("true discounted return")
+    ax.set_title("true return, reward re-optimised")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

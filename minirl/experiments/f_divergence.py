@@ -35,7 +35,7 @@ from minirl.divergences import DIVERGENCES, js, kl
 from minirl.mdp import TabularMDP
 from minirl.policies import CategoricalPolicy
 
-__all__ = ["FDivergenceConfig", "DiscretisedGaussianPolicy", "bandit_mdp", "bimodal_expert", "run_f_divergence"]
+__all__ = ["FDivergenceConfig", "FDivergenceResult", "DiscretisedGaussianPolicy", "bandit_mdp", "bimodal_expert", "run_f_divergence"]
 
 METHODS = ("fairl", "gail", "airl")
 
@@ -57,6 +57,11 @@ class FDivergenceConfig:
     init_std: float = 0.5
     steps: int = 400
     lr: float = 0.05
+    seed: int = 0
+    """Unused: the exact game has no randomness (kept so every demo takes a seed)."""
+    n_seeds: int = 1
+    """Unused, as ``seed``."""
+    progress: bool = False
 
     def __post_init__(self) -> None:
         if self.n_actions < 3:
@@ -102,6 +107,23 @@ def bimodal_expert(config: FDivergenceConfig) -> tuple[Tensor, Tensor]:
     return x, p / p.sum()
 
 
+class FDivergenceResult(dict):
+    """The dict of :func:`run_f_divergence`, with the CLI's ``table()`` and ``summary()``."""
+
+    def table(self) -> str:
+        lines = ["method  divergence minimised                 mean    std  forward KL  reverse KL     JS",
+                 "------  ----------------------------------  -----  -----  ----------  ----------  -----"]
+        for m in METHODS:
+            r = self[m]
+            lines.append(f"{m:>6}  {self['divergences'][m]:<34}  {r['mean']:5.2f}  {r['std']:5.2f}  "
+                         f"{r['forward_kl']:10.3f}  {r['reverse_kl']:10.3f}  {r['js']:5.3f}")
+        return "\n".join(lines)
+
+    def summary(self) -> dict[str, Any]:
+        return {m: {k: self[m][k] for k in ("forward_kl", "reverse_kl", "js", "mean", "std")} for m in METHODS} | {
+            "wall_s": self["wall_s"]}
+
+
 def run_f_divergence(config: FDivergenceConfig = FDivergenceConfig()) -> dict[str, Any]:
     """Train FAIRL, GAIL and AIRL on the bimodal expert; score each by forward KL, reverse KL and JS.
 
@@ -114,7 +136,7 @@ def run_f_divergence(config: FDivergenceConfig = FDivergenceConfig()) -> dict[st
     grid, expert = bimodal_expert(config)
     rho_demo = torch.zeros(2, config.n_actions, dtype=torch.float64)
     rho_demo[0] = expert
-    out: dict[str, Any] = {"grid": grid.tolist(), "expert": expert.tolist()}
+    out = FDivergenceResult(grid=grid.tolist(), expert=expert.tolist())
     for method in METHODS:
         policy = DiscretisedGaussianPolicy(grid, config.init_mean, config.init_std)
         history = train_exact(mdp, policy, rho_demo, ExactImitationConfig(

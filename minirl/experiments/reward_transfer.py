@@ -43,7 +43,8 @@ from minirl.mdp import TabularMDP, policy_evaluation, soft_value_iteration, valu
 from minirl.policies import TabularPolicy
 from minirl.rollout import rollout
 
-__all__ = ["RewardTransferConfig", "make_transfer_mdps", "run_reward_transfer"]
+__all__ = ["RewardTransferConfig", "RewardTransferResult", "make_transfer_mdps", "run_reward_transfer",
+           "run_reward_transfer_once"]
 
 ORIGINAL = """
 S.....
@@ -80,6 +81,9 @@ class RewardTransferConfig:
     disc_steps: int = 10
     """Adam steps of the discriminator per round."""
     disc_lr: float = 0.05
+    n_seeds: int = 1
+    """Independent repetitions (seeds seed, seed + 1, ...): the table shows mean +- std."""
+    progress: bool = False
     gail_temperature: float = 0.1
     """Entropy temperature of GAIL's policy step (AIRL's is 1 by construction: its reward is f - log pi)."""
     seed: int = 0
@@ -87,7 +91,7 @@ class RewardTransferConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.gamma < 1.0:
             raise ValueError(f"gamma: must be in (0, 1), got {self.gamma}")
-        for name in ("n_demos", "demo_length", "rounds", "disc_steps"):
+        for name in ("n_demos", "demo_length", "rounds", "disc_steps", "n_seeds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if not self.expert_temperature > 0 or not self.disc_lr > 0:
@@ -195,7 +199,43 @@ def _train(mdp: TabularMDP, rho_demo: np.ndarray, method: str, config: RewardTra
     return reward_table().double().numpy()
 
 
-def run_reward_transfer(config: RewardTransferConfig = RewardTransferConfig()) -> dict[str, Any]:
+METHODS = ("expert", "airl", "gail", "bc")
+COLUMNS = ("return_original", "return_changed", "return_mirrored", "reward_correlation")
+
+
+class RewardTransferResult(dict):
+    """Per-method metrics (mean over seeds) plus ``runs`` (one :func:`run_reward_transfer_once` dict per seed)."""
+
+    def table(self) -> str:
+        lines = ["method  return original  return walled  return mirrored  reward corr.",
+                 "------  ---------------  -------------  ---------------  ------------"]
+        for m in METHODS:
+            cells = []
+            for c in COLUMNS:
+                runs = [run[m][c] for run in self["runs"] if c in run[m]]
+                cells.append(f"{np.mean(runs):.3f} +- {np.std(runs):.3f}" if runs else "")
+            lines.append(f"{m:>6}  {cells[0]:>15}  {cells[1]:>13}  {cells[2]:>15}  {cells[3]:>12}")
+        return "\n".join(lines)
+
+    def summary(self) -> dict[str, Any]:
+        return {m: self[m] for m in METHODS} | {"n_seeds": len(self["runs"]), "wall_s": self["wall_s"]}
+
+
+def run_reward_transfer(config: RewardTransferConfig = RewardTransferConfig()) -> RewardTransferResult:
+    """:func:`run_reward_transfer_once` for seeds seed .. seed + n_seeds - 1, averaged per method and column."""
+    from dataclasses import replace
+
+    start = time.perf_counter()
+    runs = [run_reward_transfer_once(replace(config, seed=config.seed + i, n_seeds=1)) for i in range(config.n_seeds)]
+    out = RewardTransferResult(runs=runs, wall_s=time.perf_counter() - start)
+    for m in METHODS:
+        out[m] = {c: float(np.mean([run[m][c] for run in runs])) for c in COLUMNS if c in runs[0][m]}
+        if "learned_reward" in runs[0][m]:
+            out[m]["learned_reward"] = runs[0][m]["learned_reward"]
+    return out
+
+
+def run_reward_transfer_once(config: RewardTransferConfig = RewardTransferConfig()) -> dict[str, Any]:
     """The table of the issue: true return in the original and changed MDP for expert, AIRL, GAIL, BC.
 
     Returns a dict keyed by method, each with ``return_original`` and ``return_changed`` (expected
