@@ -97,7 +97,7 @@ def test_terminal_states_take_no_actions_in_the_occupancy():
     mdp = gridworld("S..\n..G", gamma=0.9)
     pi = torch.full((mdp.n_states, 4), 0.25, dtype=torch.float64)
     rho = exact_occupancy(mdp, pi)
-    assert torch.all(rho[torch.as_tensor(mdp.terminal)] == 0)
+    assert torch.all(rho[torch.tensor(np.array(mdp.terminal))] == 0)
     # the expected episode length (discounted) is what the acting states hold
     assert 0 < rho.sum().item() < 1 / (1 - mdp.gamma)
 
