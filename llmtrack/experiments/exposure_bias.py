@@ -17,17 +17,19 @@ markov forward KL(d^beta || d^pi) and reverse KL(d^pi || d^beta) of the whole re
        Monte-Carlo with the expert's exact log-probs, for base, SFT and DAgger.
 
 What to expect. Theorem 2.3 bounds DAgger's mistakes by T eps_N, where eps_N is the error of
-the best policy *in the class* on DAgger's aggregate data -- data full of the student's own
-slips, labelled with the expert's way back. The theorem says nothing about how eps_N compares
-with SFT's eps on clean demonstrations; with a small model the way back can be harder to
-learn than the clean path. The experiment reports both halves: mistakes_after_first (what
-DAgger is meant to fix) and slip_rate (what a harder training distribution may cost).
+the best policy *in the class* on DAgger's aggregate data -- data gathered on the states of its
+own, early and weak, students. The theorem says nothing about how eps_N compares with SFT's eps
+on clean demonstrations at equal data. The experiment reports both halves: mistakes_after_first
+(what DAgger is meant to fix) and slip_rate (what spending labels off the clean path may cost).
 
 Measured (nano GPT-2, N = 200 on sort, 3 seeds): DAgger's students recover sooner after a first
 mistake (1.0-1.5 further mistakes vs SFT's 1.4-1.6) but slip 2-6x as often, so their expert
-accuracy is lower (0.95 vs 0.96-0.99); nano Llama brings both to 0.999 and no gap. Neither the
-list lengths (up to 16), the budget (N up to 1000), DAgger's roll-in (beta, demonstrations,
-rounds, greedy roll-ins) nor longer pre-training reversed the order.
+accuracy is lower (0.95 vs 0.96-0.99); nano Llama brings both to 0.998-1.000. The recovery labels
+are not what costs (added to SFT's demonstrations they do not raise its slip rate); the labels
+spent on early students' states are, and SFT's slips hardly compound here (README). Neither the
+list lengths (up to 16), the base generator's skill (0 to 0.9), the budget (N up to 1000),
+DAgger's roll-in (beta, demonstrations fitted first, rounds, greedy roll-ins), a final refit
+from the base model nor longer pre-training reversed the order.
 """
 
 from __future__ import annotations

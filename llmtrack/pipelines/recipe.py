@@ -23,6 +23,16 @@ Fine-tuning defaults (``TASK_TRAINING``). sort: N = 200 labelled sequences, 600 
 it -- 600 updates on 200 demonstrations memorise them (training loss 0.4 nats per token against
 the expert's entropy of 2.5) and leave the KLs an order of magnitude *above* the base model's;
 N = 4000 and 300 gentler updates (3e-4) bring both KLs well below the base's.
+
+Measured on sort (nano GPT-2, seeds 0 / 1 / 2; README): expert accuracy 0.980 / 0.961 / 0.991 for
+SFT, 0.950 / 0.951 / 0.956 for DAgger. DAgger recovers sooner after a first mistake but slips
+2-6x as often. Its recovery labels are not the cause (SFT's 200 demonstrations plus 160 labelled
+generations of the SFT student score the same with or without them); its labels land on the
+states of early, weak students (round 1 rolls in the base model), and with T <= 9 and a base
+model that already tracks "what remains" off the expert's path, SFT's first mistake costs only
+1.4-1.6 more. No design that keeps equal data (demonstrations fitted first, fewer rounds, a
+final refit from the base, more updates, other list lengths or base skills) beat SFT on all
+three seeds.
 """
 
 from __future__ import annotations
