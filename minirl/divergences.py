@@ -132,7 +132,12 @@ def get_reward_rule(name: str) -> RewardRule:
 
 
 def f_divergence(name: str, p: Tensor, q: Tensor) -> Tensor:
-    """D_f(p || q) = sum q f(p / q) over all entries of two non-negative arrays of equal mass.
+    """D_f(p || q) = sum q f(p / q) over all entries of two non-negative arrays.
+
+    For measures of equal mass this is the f-divergence (>= 0, 0 iff p = q). Occupancy measures of
+    an MDP whose episodes can end have policy-dependent mass (the expected discounted length); the
+    sum is then still the objective whose gradient the derived reward follows (the oracle holds),
+    but it can be negative and its minimum need not be 0.
 
     Entries where both p and q vanish contribute nothing. Where q = 0 < p the divergence is +inf
     for every f here. Differentiable in both arguments where finite.

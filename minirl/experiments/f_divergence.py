@@ -111,11 +111,11 @@ class FDivergenceResult(dict):
     """The dict of :func:`run_f_divergence`, with the CLI's ``table()`` and ``summary()``."""
 
     def table(self) -> str:
-        lines = ["method  divergence minimised                 mean    std  forward KL  reverse KL     JS",
-                 "------  ----------------------------------  -----  -----  ----------  ----------  -----"]
+        lines = ["method  divergence minimised                     mean    std  forward KL  reverse KL     JS",
+                 "------  ---------------------------------------  -----  -----  ----------  ----------  -----"]
         for m in METHODS:
             r = self[m]
-            lines.append(f"{m:>6}  {self['divergences'][m]:<34}  {r['mean']:5.2f}  {r['std']:5.2f}  "
+            lines.append(f"{m:>6}  {self['divergences'][m]:<39}  {r['mean']:5.2f}  {r['std']:5.2f}  "
                          f"{r['forward_kl']:10.3f}  {r['reverse_kl']:10.3f}  {r['js']:5.3f}")
         return "\n".join(lines)
 
