@@ -5,6 +5,8 @@ print one JSON object. Heavy imports happen inside the commands so ``minirl --he
     minirl demo cartpole-imitation [--seed N] [--out DIR] [--json]
     minirl demo f-divergence [--out DIR] [--json]
     minirl demo reward-transfer [--seed N] [--seeds K] [--out DIR] [--json]
+    minirl demo imitate --algo {bc,dagger,gail,airl,fairl} --env {CartPole-v1,Pendulum-v1} [--demos N]
+                        [--steps N] [--seed N] [--seeds K] [--out DIR] [--json]
 """
 
 from __future__ import annotations
@@ -45,7 +47,8 @@ def _run_demo(args: argparse.Namespace, module: str, config_cls: str, run: str, 
     import minirl.plots
 
     experiment = importlib.import_module(module)
-    config = getattr(experiment, config_cls)(seed=args.seed, n_seeds=args.seeds, progress=not args.json)
+    extra = {field: getattr(args, field) for _, field, *_ in EXTRA_OPTIONS.get(args.demo, [])}
+    config = getattr(experiment, config_cls)(seed=args.seed, n_seeds=args.seeds, progress=not args.json, **extra)
     result = getattr(experiment, run)(config)
     path = _save_figure(getattr(minirl.plots, figure)(result), args.out, filename)
     if not args.json:
@@ -68,6 +71,15 @@ DEMOS = {
     "reward-transfer": ("minirl.experiments.reward_transfer", "RewardTransferConfig", "run_reward_transfer",
                         "reward_transfer_figure", "reward_transfer.png", 3,
                         "AIRL's learned reward transfers to new dynamics, GAIL's does not (Fu et al. 2017)"),
+    "imitate": ("minirl.experiments.imitate", "ImitateConfig", "run_imitation", "imitation_figure", "imitate.png", 1,
+                "BC, DAgger, GAIL, AIRL or FAIRL on CartPole-v1 / Pendulum-v1 from a few demonstrations"),
+}
+# Extra options of some demos: demo -> [(flag, config field, type, default, help)]
+EXTRA_OPTIONS = {
+    "imitate": [("--algo", "algo", str, "gail", "bc, dagger, gail, airl or fairl"),
+                ("--env", "env", str, "CartPole-v1", "CartPole-v1 or Pendulum-v1"),
+                ("--demos", "n_demos", int, 4, "expert demonstrations (default 4)"),
+                ("--steps", "total_steps", int, None, "env-step budget of the adversarial methods")],
 }
 
 
@@ -83,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"independent repetitions for error bars (default {default_seeds})")
         p.add_argument("--out", type=Path, default=Path("figures"), help="folder for the figure (default ./figures)")
         p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+        for flag, field, kind, default, help_extra in EXTRA_OPTIONS.get(name, []):
+            p.add_argument(flag, dest=field, type=kind, default=default, help=help_extra)
     return parser
 
 
@@ -96,7 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The demos' tensors are tiny: a second intra-op thread only adds synchronisation, and
     # on a busy 2-core machine it made them several times slower.
     torch.set_num_threads(1)
-    summary = _run_demo(args, *DEMOS[args.demo][:5])
+    try:
+        summary = _run_demo(args, *DEMOS[args.demo][:5])
+    except ValueError as error:  # bad input, refused before any work
+        print(f"minirl: error: {error}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(summary))
     return 0

@@ -83,17 +83,31 @@ class _Encoder(nn.Module):
         self.mean = self.mean + delta * n / total
         self.count = total
 
-    def obs(self, obs: Tensor) -> Tensor:
-        if self.discrete_obs:
-            return F.one_hot(obs.long(), self.obs_dim).float()  # (..., S)
-        if self.count == 0:
-            return obs.float()
-        return (obs.float() - self.mean) / (self.var.sqrt() + 1e-6)  # (..., d)
+    def obs(self, obs: Tensor, absorbing: Tensor | None = None) -> Tensor:
+        """Features (..., width): the state's, then an absorbing-state flag (see ``AdversarialConfig.absorbing``).
 
-    def actions(self, actions: Tensor) -> Tensor:
+        The absorbing state is its own point: zero state features (after standardisation: the
+        average state, not any particular one) and flag 1.
+        """
+        if self.discrete_obs:
+            x = F.one_hot(obs.long(), self.obs_dim).float()  # (..., S)
+        elif self.count == 0:
+            x = obs.float()
+        else:
+            x = (obs.float() - self.mean) / (self.var.sqrt() + 1e-6)  # (..., d)
+        flag = torch.zeros(*x.shape[:-1], 1)
+        if absorbing is not None:
+            x = torch.where(absorbing[..., None], torch.zeros_like(x), x)
+            flag = absorbing[..., None].float()
+        return torch.cat([x, flag], dim=-1)  # (..., width + 1)
+
+    def actions(self, actions: Tensor, absorbing: Tensor | None = None) -> Tensor:
+        """One-hot or raw action features; zero in the absorbing state, where actions do nothing."""
         if self.discrete_actions:
-            return F.one_hot(actions.long(), self.action_dim).float()  # (..., A)
-        return actions.float().reshape(*actions.shape[:2], -1) if actions.ndim > 2 else actions.float()[..., None]
+            x = F.one_hot(actions.long(), self.action_dim).float()  # (..., A)
+        else:
+            x = actions.float() if actions.shape[-1:] == (self.action_dim,) else actions.float()[..., None]
+        return x if absorbing is None else torch.where(absorbing[..., None], torch.zeros_like(x), x)
 
 
 class StepDiscriminator(nn.Module):
@@ -113,13 +127,14 @@ class StepDiscriminator(nn.Module):
         self.encoder = _Encoder(obs_dim, discrete_obs, action_dim, discrete_actions)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            self.net = mlp(obs_dim + action_dim, hidden)
+            self.net = mlp(obs_dim + 1 + action_dim, hidden)
 
     def logits(self, obs: Tensor, actions: Tensor, next_obs: Tensor | None = None, done: Tensor | None = None,
-               log_pi: Tensor | None = None) -> Tensor:
-        """h for every step: obs (B, T[, d]), actions (B, T[, k]) -> (B, T)."""
-        x = torch.cat([self.encoder.obs(obs), self.encoder.actions(actions)], dim=-1)  # (B, T, d + k)
-        return self.net(x).squeeze(-1)
+               log_pi: Tensor | None = None, absorbing: Tensor | None = None,
+               next_absorbing: Tensor | None = None) -> Tensor:
+        """h for every step: obs (..., [d]), actions (..., [k]) -> (...); ``absorbing`` marks absorbing-state steps."""
+        x = torch.cat([self.encoder.obs(obs, absorbing), self.encoder.actions(actions, absorbing)], dim=-1)
+        return self.net(x).squeeze(-1)  # (...)
 
 
 class AIRLDiscriminator(nn.Module):
@@ -139,23 +154,25 @@ class AIRLDiscriminator(nn.Module):
         self.encoder = _Encoder(obs_dim, discrete_obs, 0, False)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
-            self.g = mlp(obs_dim, hidden)  # reward approximator g(s)
-            self.v = mlp(obs_dim, hidden)  # shaping potential v(s)
+            self.g = mlp(obs_dim + 1, hidden)  # reward approximator g(s)
+            self.v = mlp(obs_dim + 1, hidden)  # shaping potential v(s)
 
-    def reward(self, obs: Tensor) -> Tensor:
+    def reward(self, obs: Tensor, absorbing: Tensor | None = None) -> Tensor:
         """g(s), shape obs.shape[:-1] (features) or obs.shape (state ids)."""
-        return self.g(self.encoder.obs(obs)).squeeze(-1)
+        return self.g(self.encoder.obs(obs, absorbing)).squeeze(-1)
 
-    def f(self, obs: Tensor, next_obs: Tensor, done: Tensor) -> Tensor:
+    def f(self, obs: Tensor, next_obs: Tensor, done: Tensor, absorbing: Tensor | None = None,
+          next_absorbing: Tensor | None = None) -> Tensor:
         """f(s, a, s') = g(s) + gamma (1 - done) v(s') - v(s); done = the episode *terminated* at s'."""
         # BEGIN SOLUTION
-        v_next = self.v(self.encoder.obs(next_obs)).squeeze(-1)
-        v_now = self.v(self.encoder.obs(obs)).squeeze(-1)
-        return self.reward(obs) + self.gamma * (1.0 - done.float()) * v_next - v_now
+        v_next = self.v(self.encoder.obs(next_obs, next_absorbing)).squeeze(-1)
+        v_now = self.v(self.encoder.obs(obs, absorbing)).squeeze(-1)
+        return self.reward(obs, absorbing) + self.gamma * (1.0 - done.float()) * v_next - v_now
         # END SOLUTION
 
     def logits(self, obs: Tensor, actions: Tensor, next_obs: Tensor | None = None, done: Tensor | None = None,
-               log_pi: Tensor | None = None) -> Tensor:
+               log_pi: Tensor | None = None, absorbing: Tensor | None = None,
+               next_absorbing: Tensor | None = None) -> Tensor:
         if next_obs is None or done is None or log_pi is None:
             raise ValueError("AIRLDiscriminator.logits: needs next_obs, done and log_pi")
-        return self.f(obs, next_obs, done) - log_pi  # D = e^f / (e^f + pi)
+        return self.f(obs, next_obs, done, absorbing, next_absorbing) - log_pi  # D = e^f / (e^f + pi)

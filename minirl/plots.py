@@ -5,7 +5,7 @@ Each function is named after what it shows and returns a matplotlib Figure.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,7 +15,8 @@ if TYPE_CHECKING:  # keep `import minirl.plots` free of experiment imports
     from minirl.experiments.cartpole_imitation import CartPoleImitationResult
     from minirl.experiments.compounding_error import CompoundingErrorResult
 
-__all__ = ["compounding_error_figure", "cartpole_imitation_figure", "f_divergence_figure", "reward_transfer_figure"]
+__all__ = ["compounding_error_figure", "cartpole_imitation_figure", "f_divergence_figure", "reward_transfer_figure",
+           "imitation_figure"]
 
 _COLORS = {"bc": "tab:red", "dagger": "tab:blue"}
 _LABELS = {"bc": "behaviour cloning", "dagger": "DAgger"}
@@ -154,6 +155,24 @@ def reward_transfer_figure(result: dict) -> "Figure":
     ax.set_xticks(np.arange(4), [m.upper() if m != "expert" else m for m in methods])
     ax.set_ylabel("true discounted return")
     ax.set_title("true return, reward re-optimised")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def imitation_figure(result: "Any") -> "Figure":
+    """True return against environment steps for each seed of one imitation run, with the expert's level."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    s = result.summary()
+    for seed, curve in zip(s["seeds"], s["curves"]):
+        steps, returns = zip(*curve)
+        ax.plot(steps, returns, "o-", ms=3, label=f"seed {seed}")
+    ax.axhline(s["expert_return"], color="k", ls="--", lw=1, label="expert")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("true return (greedy, 10 episodes)")
+    ax.set_title(f"{s['algo'].upper()} on {s['env']} from {s['n_demos']} demonstrations (reward hidden)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -45,8 +45,8 @@ def test_discriminators_accept_tables_and_features():
     s, s2 = torch.tensor([[0, 1]]), torch.tensor([[1, 2]])
     done = torch.tensor([[False, True]])
     f = airl.f(s, s2, done)
-    g, v = airl.reward(s), airl.v(torch.eye(6)[s]).squeeze(-1)
-    v2 = airl.v(torch.eye(6)[s2]).squeeze(-1)
+    g, v = airl.reward(s), airl.v(airl.encoder.obs(s)).squeeze(-1)
+    v2 = airl.v(airl.encoder.obs(s2)).squeeze(-1)
     torch.testing.assert_close(f, g + 0.9 * v2 * torch.tensor([[1.0, 0.0]]) - v)  # no potential after the end
     with pytest.raises(ValueError, match="needs next_obs, done and log_pi"):
         airl.logits(s, s)
@@ -102,3 +102,19 @@ def test_cli_f_divergence_json(tmp_path, capsys):
         assert set(out[method]) >= {"forward_kl", "reverse_kl", "js"}
     assert out["airl"]["reverse_kl"] < out["fairl"]["reverse_kl"]
     assert (tmp_path / "f_divergence.png").stat().st_size > 0
+
+
+def test_cli_imitate_json_and_bad_input(tmp_path, capsys):
+    import json
+
+    from minirl.cli import main
+
+    assert main(["demo", "imitate", "--algo", "bc", "--demos", "2", "--json", "--out", str(tmp_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) >= {"algo", "env", "expert_return", "learner_return", "env_steps", "wall_s", "n_demos"}
+    assert out["algo"] == "bc" and out["env"] == "CartPole-v1" and out["n_demos"] == 2
+    assert out["expert_return"] == 500.0 and out["env_steps"] == 0
+    assert main(["demo", "imitate", "--algo", "gial", "--json", "--out", str(tmp_path)]) == 2
+    assert "algo: unknown algorithm 'gial'" in capsys.readouterr().err
+    assert main(["demo", "imitate", "--env", "Acrobot-v1", "--json", "--out", str(tmp_path)]) == 2
+    assert "env: unknown env 'Acrobot-v1'" in capsys.readouterr().err

@@ -17,9 +17,12 @@ whose logit is f(s, a, s') - log pi(a|s)). The derived rules are the defaults; t
 variants are available by name, e.g. ``reward="gail_minus_log1m_d"`` for `imitation`'s GAIL.
 
 Termination: a reward with a sign pays an agent for dying early or staying alive, whatever it
-imitates. On CartPole-v1 (60k steps, seed 0, no wrapper) the derived GAIL reward (either sign)
-reached 500, FAIRL's e^h > 0 reached 231 and AIRL's h - 1 (mostly < 0) learned to fall at once
-(return 10): the survival bias. A fixed-horizon / absorbing-state fix is not here yet.
+imitates -- the survival bias. On CartPole-v1 AIRL's h - 1 is mostly negative and its agent learns
+to fall at once (return ~10 after 30k-60k steps, seeds 0-2). With ``absorbing=True`` termination
+becomes a move into an absorbing state that the discriminator judges like any other
+(:func:`absorbing_transitions`; Kostrikov et al. 2019), so what ending an episode is worth is
+learned, and constants in the reward no longer matter: the same AIRL then survives (206-449 at
+30k steps).
 """
 
 from __future__ import annotations
@@ -63,6 +66,10 @@ class AdversarialConfig:
     """Discriminator minibatches per pass (each pairs policy steps with as many demo steps)."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
     """The policy optimiser."""
+    absorbing: bool = False
+    """Treat termination as entering an absorbing state whose reward the discriminator learns
+    (:func:`absorbing_transitions`): removes the survival bias of signed rewards. The terminating
+    step's reward then gains gamma r(h_abs) / (1 - gamma), the value of staying there forever."""
     seed: int = 0
     """Seeds the discriminator's weights and demo sampling (PPO has ``ppo.seed``)."""
 
@@ -94,7 +101,27 @@ def transitions(batch: TrajectoryBatch) -> dict[str, Tensor]:
         next_obs = torch.cat([batch.obs[:, 1:], batch.obs[:, -1:]], dim=1)  # (B, T, ...) obs of t + 1
         has_next = torch.cat([m[:, 1:], torch.zeros_like(m[:, :1])], dim=1)
         keep = m & (has_next | done)  # a terminal step needs no s' (v(s') is multiplied by 0)
-    return {"obs": batch.obs[keep], "actions": batch.actions[keep], "next_obs": next_obs[keep], "done": done[keep]}
+    n = int(keep.sum())
+    return {"obs": batch.obs[keep], "actions": batch.actions[keep], "next_obs": next_obs[keep], "done": done[keep],
+            "absorbing": torch.zeros(n, dtype=torch.bool), "next_absorbing": torch.zeros(n, dtype=torch.bool)}
+
+
+def absorbing_transitions(steps: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Termination as a move into an absorbing state (Kostrikov et al. 2019), for the discriminator.
+
+    Each terminating step now leads to the absorbing state (``done`` False, ``next_absorbing``
+    True), and for each one an absorbing self-transition is appended: the state the agent
+    would occupy forever after. The discriminator then *learns* what ending an episode is worth
+    (demonstrations that never end never show it) instead of every reward rule building in 0.
+    """
+    ends = steps["done"]
+    k = int(ends.sum())
+    absorbing = {key: value[ends] for key, value in steps.items()}  # (k, ...) placeholders, overwritten below
+    absorbing["actions"] = torch.zeros_like(absorbing["actions"])
+    absorbing["done"] = torch.zeros(k, dtype=torch.bool)
+    absorbing["absorbing"] = absorbing["next_absorbing"] = torch.ones(k, dtype=torch.bool)
+    redirected = dict(steps, done=torch.zeros_like(ends), next_absorbing=steps["next_absorbing"] | ends)
+    return {key: torch.cat([redirected[key], absorbing[key]]) for key in steps}
 
 
 class AdversarialImitation:
@@ -123,6 +150,8 @@ class AdversarialImitation:
             self.disc = StepDiscriminator(obs_dim, act_dim, discrete_obs, discrete_actions, config.hidden, config.seed)
         self.optimizer = torch.optim.Adam(self.disc.parameters(), lr=config.lr)
         self.demos = transitions(demos)
+        if config.absorbing:
+            self.demos = absorbing_transitions(self.demos)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.ppo = PPO(policy, value_fn, config.ppo)
         self.last_stats: dict[str, float] = {}
@@ -153,12 +182,17 @@ class AdversarialImitation:
                                        mask=torch.ones(len(steps["obs"]), 1, dtype=torch.bool))
             with torch.no_grad():
                 log_pi = self.policy.log_prob(one_step)[:, 0]
-        return self.disc.logits(steps["obs"], steps["actions"], steps["next_obs"], steps["done"], log_pi)
+            log_pi = torch.where(steps["absorbing"], torch.zeros_like(log_pi), log_pi)  # one "no-op" action there
+        return self.disc.logits(steps["obs"], steps["actions"], steps["next_obs"], steps["done"], log_pi,
+                                steps["absorbing"], steps["next_absorbing"])
 
     def update_discriminator(self, batch: TrajectoryBatch) -> dict[str, float]:
         """``disc_epochs`` passes of logistic-loss steps: the batch's steps (0) vs demonstration steps (1)."""
         policy_steps = transitions(batch)
-        self.disc.encoder.observe(torch.cat([policy_steps["obs"], self.demos["obs"]]))
+        if self.config.absorbing:
+            policy_steps = absorbing_transitions(policy_steps)
+        real = torch.cat([policy_steps["obs"][~policy_steps["absorbing"]], self.demos["obs"][~self.demos["absorbing"]]])
+        self.disc.encoder.observe(real)
         n = len(policy_steps["obs"])
         n_demo = len(self.demos["obs"])
         stats = {"disc/loss": 0.0, "disc/acc_demo": 0.0, "disc/acc_policy": 0.0}
@@ -171,15 +205,20 @@ class AdversarialImitation:
         for _ in range(self.config.disc_epochs):
             for index in torch.randperm(n, generator=self.generator).chunk(self.config.disc_minibatches):
                 demo_index = torch.randint(n_demo, (len(index),), generator=self.generator)
-                h_policy = self.logits({k: v[index] for k, v in policy_steps.items()})
-                h_demo = self.logits({k: v[demo_index] for k, v in self.demos.items()})
-                loss = discriminator_loss(h_demo, h_policy)
+                mb_policy = {k: v[index] for k, v in policy_steps.items()}
+                mb_demo = {k: v[demo_index] for k, v in self.demos.items()}
+                h_policy, h_demo = self.logits(mb_policy), self.logits(mb_demo)
+                loss = discriminator_loss(h_demo, h_policy, self._weights(mb_demo), self._weights(mb_policy))
                 self.optimizer.zero_grad()
                 loss.backward()
                 self.optimizer.step()
                 stats["disc/loss"] += loss.item()
                 stats["disc/acc_demo"] += (h_demo > 0).float().mean().item()
                 stats["disc/acc_policy"] += (h_policy < 0).float().mean().item()
+
+    def _weights(self, steps: dict[str, Tensor]) -> Tensor:
+        """Occupancy weights: an absorbing sample stands for every step after the end, sum_k gamma^k = 1 / (1 - gamma)."""
+        return torch.where(steps["absorbing"], 1.0 / (1.0 - self.config.ppo.gamma), 1.0)
 
     def reward(self, batch: TrajectoryBatch) -> Tensor:
         """Update the discriminator on ``batch``, then return r(h) for every step, (B, T). PPO's reward_fn."""
@@ -188,8 +227,19 @@ class AdversarialImitation:
         self.last_stats = self.update_discriminator(batch)
         m = batch.mask
         rewards = torch.zeros(m.shape)
+        steps = transitions(batch)
         with torch.no_grad():
-            rewards[m] = self.rule.reward(self.logits(transitions(batch)))  # (N,) in the order of batch[m]
+            if self.config.absorbing:
+                # s' of a terminating step is the absorbing state, worth r(h_abs) per step forever after
+                steps = dict(steps, done=torch.zeros_like(steps["done"]), next_absorbing=steps["done"])
+                one = dict({k: v[:1] for k, v in steps.items()}, done=torch.ones(1, dtype=torch.bool))
+                absorbing = {k: v[-1:] for k, v in absorbing_transitions(one).items()}  # the absorbing self-loop
+                gamma = self.config.ppo.gamma
+                value_abs = self.rule.reward(self.logits(absorbing))[0] / (1.0 - gamma)
+            rewards[m] = self.rule.reward(self.logits(steps))  # (N,) in the order of batch[m]
+            if self.config.absorbing and batch.terminated is not None:
+                rewards[m & batch.terminated] += gamma * value_abs
+                self.last_stats["reward/absorbing"] = (value_abs * (1.0 - gamma)).item()
         if not torch.isfinite(rewards).all():
             raise ValueError(f"discriminator: produced non-finite rewards under rule {self.rule.name!r}")
         self.last_stats["reward/mean"] = rewards[m].mean().item()
