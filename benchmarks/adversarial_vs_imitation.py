@@ -65,8 +65,8 @@ OURS = {  # row name -> AdversarialConfig fields (beyond disc_minibatches=1, ppo
     "airl (h)": dict(divergence="airl", reward="airl_logit"),  # Fu et al.'s AIRL reward h (no - 1)
     # the library's recommended setting (minirl.experiments.imitate): derived rewards with the
     # absorbing-state treatment of termination, 4 discriminator minibatches, PPO lr 3e-4
-    "gail absorbing": dict(divergence="gail", absorbing=True, disc_minibatches=4, ppo_lr=3e-4),
-    "airl absorbing": dict(divergence="airl", absorbing=True, disc_minibatches=4, ppo_lr=3e-4),
+    "gail absorbing": dict(divergence="gail", absorbing=True, disc_minibatches=4, ppo_lr=3e-4, ppo_ent=0.01),
+    "airl absorbing": dict(divergence="airl", absorbing=True, disc_minibatches=4, ppo_lr=3e-4, ppo_ent=0.01),
 }
 VARIANTS = {"gail": ["gail -log(1-D)"], "airl": ["airl (h)"]}
 
@@ -124,7 +124,8 @@ def demos_batch(data: dict[str, np.ndarray]) -> TrajectoryBatch:
 def run_ours(name: str, demos: TrajectoryBatch, seed: int, args: argparse.Namespace) -> dict:
     torch.manual_seed(seed)
     fields = {"disc_minibatches": 1, **OURS[name]}
-    ppo = replace(CARTPOLE_CONFIG, seed=seed, lr=fields.pop("ppo_lr", CARTPOLE_CONFIG.lr))
+    ppo = replace(CARTPOLE_CONFIG, seed=seed, lr=fields.pop("ppo_lr", CARTPOLE_CONFIG.lr),
+                  ent_coef=fields.pop("ppo_ent", CARTPOLE_CONFIG.ent_coef))
     config = AdversarialConfig(**fields, ppo=ppo, seed=seed)
     envs = gym.make_vec("CartPole-v1", num_envs=8, vectorization_mode="sync", wrappers=[HideReward])
     policy = MLPPolicy(4, 2, seed=seed)
