@@ -5,7 +5,7 @@ print one JSON object. Heavy imports happen inside the commands so ``minirl --he
     minirl demo cartpole-imitation [--seed N] [--out DIR] [--json]
     minirl demo f-divergence [--out DIR] [--json]
     minirl demo reward-transfer [--seed N] [--seeds K] [--out DIR] [--json]
-    minirl demo imitate --algo {bc,dagger,gail,airl,fairl} --env {CartPole-v1,Pendulum-v1} [--demos N]
+    minirl demo imitate --algo {bc,dagger,gail,airl,fairl,all} --env {CartPole-v1,Pendulum-v1} [--demos N]
                         [--steps N] [--seed N] [--seeds K] [--out DIR] [--json]
 """
 
@@ -76,7 +76,7 @@ DEMOS = {
 }
 # Extra options of some demos: demo -> [(flag, config field, type, default, help)]
 EXTRA_OPTIONS = {
-    "imitate": [("--algo", "algo", str, "gail", "bc, dagger, gail, airl or fairl"),
+    "imitate": [("--algo", "algo", str, "gail", "bc, dagger, gail, airl, fairl, or all (one table and figure)"),
                 ("--env", "env", str, "CartPole-v1", "CartPole-v1 or Pendulum-v1"),
                 ("--demos", "n_demos", int, 4, "expert demonstrations (default 4)"),
                 ("--steps", "total_steps", int, None, "env-step budget of the adversarial methods")],

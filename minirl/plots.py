@@ -164,6 +164,8 @@ def imitation_figure(result: "Any") -> "Figure":
     """True return against environment steps for each seed of one imitation run, with the expert's level."""
     import matplotlib.pyplot as plt
 
+    if hasattr(result, "results"):  # algo="all": every method's mean curve on one plot
+        return _imitation_table_figure(result)
     fig, ax = plt.subplots(figsize=(6, 4))
     s = result.summary()
     for seed, curve in zip(s["seeds"], s["curves"]):
@@ -173,6 +175,34 @@ def imitation_figure(result: "Any") -> "Figure":
     ax.set_xlabel("environment steps")
     ax.set_ylabel("true return (greedy, 10 episodes)")
     ax.set_title(f"{s['algo'].upper()} on {s['env']} from {s['n_demos']} demonstrations (reward hidden)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _imitation_table_figure(table: "Any") -> "Figure":
+    """Mean (over seeds) true return against env steps for the adversarial methods; BC and DAgger as points."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    expert = None
+    for algo, result in table.results.items():
+        s = result.summary()
+        expert = s["expert_return"]
+        length = min(len(c) for c in s["curves"])
+        steps = np.mean([[p[0] for p in c[:length]] for c in s["curves"]], axis=0)
+        returns = np.array([[p[1] for p in c[:length]] for c in s["curves"]])  # (seeds, points)
+        if length == 1:
+            ax.errorbar(steps, returns.mean(0), yerr=returns.std(0), fmt="s", ms=7, capsize=3,
+                        label=f"{algo.upper()} ({s['env_steps']} env steps)")
+            continue
+        line, = ax.plot(steps, returns.mean(0), "-", lw=2, label=algo.upper())
+        ax.fill_between(steps, returns.min(0), returns.max(0), color=line.get_color(), alpha=0.15)
+    ax.axhline(expert, color="k", ls="--", lw=1, label="expert")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("true return (mean over seeds; band: min-max)")
+    s = next(iter(table.results.values())).summary()
+    ax.set_title(f"{s['env']}: imitation from {s['n_demos']} demonstrations, reward hidden")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

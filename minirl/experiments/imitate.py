@@ -55,7 +55,7 @@ class ImitateConfig:
     """One imitation run (``minirl demo imitate``)."""
 
     algo: str = "gail"
-    """One of bc, dagger, gail, airl, fairl."""
+    """One of bc, dagger, gail, airl, fairl; or "all" for the five, one table and one figure."""
     env: str = "CartPole-v1"
     """CartPole-v1 or Pendulum-v1."""
     n_demos: int = 4
@@ -76,8 +76,8 @@ class ImitateConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        if self.algo not in ALGOS:
-            raise ValueError(f"algo: unknown algorithm {self.algo!r}; valid: {list(ALGOS)}")
+        if self.algo not in (*ALGOS, "all"):
+            raise ValueError(f"algo: unknown algorithm {self.algo!r}; valid: {[*ALGOS, 'all']}")
         if self.env not in ENVS:
             raise ValueError(f"env: unknown env {self.env!r}; valid: {sorted(ENVS)}")
         for name in ("n_demos", "n_eval", "eval_every", "n_seeds"):
@@ -187,9 +187,30 @@ def _run_once(config: ImitateConfig, expert: Policy, seed: int) -> dict[str, Any
     return {"seed": seed, "learner_return": final, "env_steps": env_steps, "wall_s": wall, "curve": curve}
 
 
-def run_imitation(config: ImitateConfig = ImitateConfig()) -> ImitateResult:
+@dataclass
+class ImitateTable:
+    """``algo="all"``: one :class:`ImitateResult` per algorithm, on the same expert and seeds."""
+
+    results: dict[str, ImitateResult]
+
+    def summary(self) -> dict[str, Any]:
+        return {algo: result.summary() for algo, result in self.results.items()}
+
+    def table(self) -> str:
+        lines = [next(iter(self.results.values())).table().splitlines()[0],
+                 next(iter(self.results.values())).table().splitlines()[1]]
+        lines += [result.table().splitlines()[2] for result in self.results.values()]
+        return "\n".join(lines)
+
+
+def run_imitation(config: ImitateConfig = ImitateConfig()) -> ImitateResult | ImitateTable:
     """Train ``config.algo`` on ``config.env`` from ``n_demos`` expert episodes, for ``n_seeds`` seeds."""
     expert = make_expert(config.env)
     expert_return = evaluate_policy(config.env, expert, config.n_eval, seed=_EVAL_SEED)
-    runs = [_run_once(config, expert, config.seed + k) for k in range(config.n_seeds)]
-    return ImitateResult(config, runs, expert_return)
+    algos = ALGOS if config.algo == "all" else (config.algo,)
+    results = {}
+    for algo in algos:
+        algo_config = replace(config, algo=algo)
+        runs = [_run_once(algo_config, expert, config.seed + k) for k in range(config.n_seeds)]
+        results[algo] = ImitateResult(algo_config, runs, expert_return)
+    return results[config.algo] if config.algo != "all" else ImitateTable(results)
