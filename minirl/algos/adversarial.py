@@ -186,9 +186,9 @@ class AdversarialImitation:
         return self.disc.logits(steps["obs"], steps["actions"], steps["next_obs"], steps["done"], log_pi,
                                 steps["absorbing"], steps["next_absorbing"])
 
-    def update_discriminator(self, batch: TrajectoryBatch) -> dict[str, float]:
+    def update_discriminator(self, batch: TrajectoryBatch, steps: dict[str, Tensor] | None = None) -> dict[str, float]:
         """``disc_epochs`` passes of logistic-loss steps: the batch's steps (0) vs demonstration steps (1)."""
-        policy_steps = transitions(batch)
+        policy_steps = transitions(batch) if steps is None else steps
         if self.config.absorbing:
             policy_steps = absorbing_transitions(policy_steps)
         real = torch.cat([policy_steps["obs"][~policy_steps["absorbing"]], self.demos["obs"][~self.demos["absorbing"]]])
@@ -224,10 +224,10 @@ class AdversarialImitation:
         """Update the discriminator on ``batch``, then return r(h) for every step, (B, T). PPO's reward_fn."""
         if "next_obs" not in batch.info:
             raise ValueError("batch: needs info['next_obs'] (collect it with minirl.rollout.collect_fragments)")
-        self.last_stats = self.update_discriminator(batch)
+        steps = transitions(batch)
+        self.last_stats = self.update_discriminator(batch, steps)
         m = batch.mask
         rewards = torch.zeros(m.shape)
-        steps = transitions(batch)
         with torch.no_grad():
             if self.config.absorbing:
                 # s' of a terminating step is the absorbing state, worth r(h_abs) per step forever after
