@@ -315,6 +315,11 @@ class GaussianPolicy(nn.Module):
         """mu(s), (..., act_dim)."""
         return self.net(_check_features(obs, self.obs_dim))
 
+    @torch.no_grad()
+    def label(self, batch: TrajectoryBatch) -> Tensor:
+        """The mean action at every step, (B, T, act_dim): a trained Gaussian policy can be DAgger's expert."""
+        return self.mean(batch.obs)
+
     def _check_actions(self, actions: Tensor) -> None:
         if not actions.dtype.is_floating_point:
             raise ValueError("actions: a Gaussian policy needs float (continuous) actions, got integers")

@@ -267,3 +267,13 @@ def test_policy_must_match_the_action_space():
         PPO(MLPPolicy(4, 2), ValueMLP(4)).update(TrajectoryBatch(obs=torch.zeros(1, 2, 4),
                                                                  actions=torch.zeros(1, 2, dtype=torch.long),
                                                                  mask=torch.ones(1, 2)))
+
+
+def test_gaussian_policy_labels_with_its_mean_action():
+    from minirl.policies import GaussianPolicy
+
+    policy = GaussianPolicy(3, 2, seed=0)
+    obs = torch.randn(2, 4, 3)
+    batch = TrajectoryBatch(obs=obs, actions=torch.zeros(2, 4, 2), mask=torch.ones(2, 4, dtype=torch.bool))
+    torch.testing.assert_close(policy.label(batch), policy.mean(obs))
+    assert policy.label(batch).shape == (2, 4, 2)
