@@ -23,6 +23,13 @@ becomes a move into an absorbing state that the discriminator judges like any ot
 (:func:`absorbing_transitions`; Kostrikov et al. 2019), so what ending an episode is worth is
 learned, and constants in the reward no longer matter: the same AIRL then survives (206-449 at
 30k steps).
+
+Continuous actions: AIRL's structured logit contains -log pi(a|s), so its reward pays for entropy.
+A :class:`~minirl.policies.GaussianPolicy` samples unbounded actions that the env clips, so spreading
+costs nothing in the env while -log pi grows without bound: on Pendulum-v1 the policy's log-std
+went to 5.0 (sigma ~ 145) and the return stayed near -1100 after 80k steps. With
+``structured=False`` (AIRL's reward h - 1 on an (s, a) discriminator) the same run reached -171 to
+-275 with log-std -0.74. A squashed (tanh) Gaussian, whose entropy is bounded, is the proper fix.
 """
 
 from __future__ import annotations
