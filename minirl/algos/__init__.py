@@ -3,8 +3,10 @@
 from minirl.algos.adversarial import AdversarialConfig, AdversarialImitation
 from minirl.algos.bc import BCConfig, bc_loss, train_bc
 from minirl.algos.dagger import DAggerConfig, aggregate, train_dagger
+from minirl.algos.dpo import DPOConfig, dpo_loss, train_dpo
 from minirl.algos.exact_imitation import ExactImitationConfig, train_exact
 from minirl.algos.ppo import PPO, PPOConfig, gae
 
 __all__ = ["BCConfig", "bc_loss", "train_bc", "DAggerConfig", "aggregate", "train_dagger", "PPO", "PPOConfig", "gae",
-           "AdversarialConfig", "AdversarialImitation", "ExactImitationConfig", "train_exact"]
+           "AdversarialConfig", "AdversarialImitation", "ExactImitationConfig", "train_exact",
+           "DPOConfig", "dpo_loss", "train_dpo"]

@@ -1,0 +1,118 @@
+"""Direct Preference Optimisation (Rafailov et al. 2023; seed §4.1; EQUATIONS.md §6).
+
+With the KL-regularised optimum pi*(tau) = pi_ref(tau) exp(R(tau)/beta) / Z, the reward is
+R = beta log pi*/pi_ref + beta log Z, and the Bradley-Terry likelihood of a preference
+tau+ > tau- no longer needs R (Z cancels in the difference):
+
+    Delta  = [log pi(tau+) - log pi_ref(tau+)] - [log pi(tau-) - log pi_ref(tau-)]
+    L      = -E[ p log sigma(beta Delta) + (1 - p) log sigma(-beta Delta) ]
+
+p is the label's probability that tau+ is preferred (1 for hard labels; ``Preferences.strength``
+when it holds the labeller's probability). Sequence log-probs are masked sums of the policy's
+per-step log-probs, so the same code trains a softmax table on trajectories and a language model
+on responses. At the optimum beta Delta = R(tau+) - R(tau-) for every pair the data covers, i.e.
+pi = pi* on their support: the tests check this fixed point against soft value iteration with the
+prior pi_ref (:func:`minirl.mdp.soft_value_iteration`).
+
+beta log pi/pi_ref is DPO's *implicit reward*; its accuracy (how often the chosen one scores
+higher) and margin are logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from minirl.data import Preferences, TrajectoryBatch
+from minirl.policies import Policy
+
+__all__ = ["dpo_loss", "sequence_log_prob", "DPOConfig", "train_dpo"]
+
+
+def sequence_log_prob(policy: Policy, batch: TrajectoryBatch) -> Tensor:
+    """log pi(tau) = sum_t log pi(a_t | s_t) over the real steps, (B,)."""
+    return batch.masked_sum(policy.log_prob(batch))
+
+
+def dpo_loss(logp_chosen: Tensor, logp_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor,
+             beta: float, label: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
+    """The DPO loss of B pairs (mean), from sequence log-probs under the policy and the reference, all (B,).
+
+    ``label``: probability that the chosen one is preferred (None = 1, hard labels).
+    """
+    # BEGIN SOLUTION
+    reward_chosen = beta * (logp_chosen - ref_chosen)  # implicit rewards beta log pi / pi_ref
+    reward_rejected = beta * (logp_rejected - ref_rejected)
+    margin = reward_chosen - reward_rejected  # beta Delta
+    p = torch.ones_like(margin) if label is None else label.to(margin.dtype)
+    loss = -(p * F.logsigmoid(margin) + (1 - p) * F.logsigmoid(-margin)).mean()
+    # END SOLUTION
+    stats = {"loss/dpo": loss.item(), "rewards/accuracy": (margin > 0).float().mean().item(),
+             "rewards/margin": margin.mean().item(), "rewards/chosen": reward_chosen.mean().item(),
+             "rewards/rejected": reward_rejected.mean().item()}
+    return loss, stats
+
+
+@dataclass(frozen=True)
+class DPOConfig:
+    """Hyperparameters of DPO."""
+
+    beta: float = 0.1
+    """KL strength: the optimum is pi_ref exp(R / beta) / Z."""
+    n_updates: int = 500
+    """Gradient steps."""
+    batch_size: int | None = None
+    """Pairs per step; None = all pairs every step."""
+    lr: float = 1e-2
+    """Adam learning rate."""
+    use_strength: bool = False
+    """Read ``Preferences.strength`` as the label probability p (else hard labels, p = 1)."""
+    seed: int = 0
+    """Seeds the minibatch sampler."""
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.beta > 0:
+            raise ValueError(f"beta: must be > 0, got {self.beta}")
+        if self.n_updates < 1:
+            raise ValueError(f"n_updates: must be >= 1, got {self.n_updates}")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size: must be >= 1 or None, got {self.batch_size}")
+        if not self.lr > 0:
+            raise ValueError(f"lr: must be > 0, got {self.lr}")
+
+
+def train_dpo(policy: Policy, reference: Policy, prefs: Preferences,
+              config: DPOConfig = DPOConfig()) -> list[dict[str, float]]:
+    """Fit ``policy`` (a torch module) to ``prefs`` by DPO against the frozen ``reference``, in place."""
+    if policy is reference:
+        raise ValueError("reference: must be a frozen copy, not the policy being trained")
+    if config.use_strength and prefs.strength is None:
+        raise ValueError("prefs: use_strength=True needs Preferences.strength (label probabilities)")
+    if config.use_strength and not bool(((prefs.strength >= 0) & (prefs.strength <= 1)).all()):
+        raise ValueError("prefs: strength must hold probabilities in [0, 1] when used as labels")
+    params = [p for p in policy.parameters() if p.requires_grad]  # type: ignore[attr-defined]
+    if not params:
+        raise ValueError("policy: has no trainable parameters")
+    with torch.no_grad():  # the reference never changes: score it once
+        ref_chosen = sequence_log_prob(reference, prefs.chosen)
+        ref_rejected = sequence_log_prob(reference, prefs.rejected)
+    label = prefs.strength if config.use_strength else None
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed)
+    B, history = len(prefs), []
+    for _ in tqdm(range(config.n_updates), desc="DPO", disable=not config.progress):
+        index = torch.arange(B) if config.batch_size is None or config.batch_size >= B else \
+            torch.randint(B, (config.batch_size,), generator=generator)
+        loss, stats = dpo_loss(sequence_log_prob(policy, prefs.chosen[index]),
+                               sequence_log_prob(policy, prefs.rejected[index]), ref_chosen[index],
+                               ref_rejected[index], config.beta, None if label is None else label[index])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append(stats)
+    return history
