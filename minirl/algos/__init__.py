@@ -6,7 +6,9 @@ from minirl.algos.dagger import DAggerConfig, aggregate, train_dagger
 from minirl.algos.dpo import DPOConfig, dpo_loss, train_dpo
 from minirl.algos.exact_imitation import ExactImitationConfig, train_exact
 from minirl.algos.ppo import PPO, PPOConfig, gae
+from minirl.algos.reward_model import RewardModelConfig, bradley_terry_loss, classification_loss, train_reward_model
 
 __all__ = ["BCConfig", "bc_loss", "train_bc", "DAggerConfig", "aggregate", "train_dagger", "PPO", "PPOConfig", "gae",
            "AdversarialConfig", "AdversarialImitation", "ExactImitationConfig", "train_exact",
-           "DPOConfig", "dpo_loss", "train_dpo"]
+           "DPOConfig", "dpo_loss", "train_dpo", "RewardModelConfig", "bradley_terry_loss",
+           "classification_loss", "train_reward_model"]

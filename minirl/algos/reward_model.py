@@ -1,0 +1,120 @@
+"""Reward models from preferences: Bradley-Terry and the classification objective (seed §4.1; EQUATIONS.md §5).
+
+A reward model scores whole trajectories, ``score(batch) -> (B,)``. From pairs tau+ > tau-:
+
+    Bradley-Terry    P(tau+ > tau-) = sigma(r(tau+) - r(tau-));   L_BT = -E[p log sigma(D) + (1-p) log sigma(-D)]
+    classification   tau+ is label 1, tau- label 0, each on its own: L = -E[log sigma(r(tau+)) + log sigma(-r(tau-))]
+
+p is the label's probability (1 for hard labels). BT sees only differences, so r is identified up
+to a constant; the classification objective scores each response on an absolute scale and is
+order-consistent (Sun et al. 2024b), which is what makes it more robust to label noise.
+
+Models here: :class:`LinearRewardModel` (r = w . phi(tau) on given features, e.g. frozen
+embeddings) and :class:`TabularRewardModel` (r(tau) = sum_t R[s_t, a_t], a learned reward table).
+A transformer with a scalar head belongs to llmtrack and plugs in through the same ``score``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from minirl.data import Preferences, TrajectoryBatch
+
+__all__ = ["bradley_terry_loss", "classification_loss", "LinearRewardModel", "TabularRewardModel",
+           "RewardModelConfig", "train_reward_model", "OBJECTIVES"]
+
+
+def bradley_terry_loss(r_chosen: Tensor, r_rejected: Tensor, label: Tensor | None = None) -> Tensor:
+    """-E[p log sigma(r+ - r-) + (1 - p) log sigma(r- - r+)] over B pairs; p = ``label`` (None = 1)."""
+    # BEGIN SOLUTION
+    d = r_chosen - r_rejected
+    p = torch.ones_like(d) if label is None else label.to(d.dtype)
+    return -(p * F.logsigmoid(d) + (1 - p) * F.logsigmoid(-d)).mean()
+    # END SOLUTION
+
+
+def classification_loss(r_chosen: Tensor, r_rejected: Tensor, label: Tensor | None = None) -> Tensor:
+    """Binary cross-entropy with tau+ as class 1 and tau- as class 0 (soft labels: p and 1 - p)."""
+    # BEGIN SOLUTION
+    p = torch.ones_like(r_chosen) if label is None else label.to(r_chosen.dtype)
+    loss_chosen = -(p * F.logsigmoid(r_chosen) + (1 - p) * F.logsigmoid(-r_chosen))
+    loss_rejected = -((1 - p) * F.logsigmoid(r_rejected) + p * F.logsigmoid(-r_rejected))
+    return (loss_chosen + loss_rejected).mean() / 2
+    # END SOLUTION
+
+
+OBJECTIVES: dict[str, Callable[[Tensor, Tensor, Tensor | None], Tensor]] = {
+    "bt": bradley_terry_loss, "classification": classification_loss}
+
+
+class LinearRewardModel(nn.Module):
+    """r(tau) = w . phi(tau), with phi a fixed feature map ``features(batch) -> (B, d)``."""
+
+    def __init__(self, features: Callable[[TrajectoryBatch], Tensor], dim: int):
+        super().__init__()
+        self.features = features
+        self.w = nn.Parameter(torch.zeros(dim))
+
+    def score(self, batch: TrajectoryBatch) -> Tensor:
+        phi = self.features(batch)
+        if phi.shape != (batch.batch_size, len(self.w)):
+            raise ValueError(f"features: must return (B, d) = ({batch.batch_size}, {len(self.w)}), "
+                             f"got {tuple(phi.shape)}")
+        return phi.to(self.w.dtype) @ self.w  # (B,)
+
+
+class TabularRewardModel(nn.Module):
+    """r(tau) = sum_t R[s_t, a_t] over the real steps: a reward table learned from trajectory preferences."""
+
+    def __init__(self, n_states: int, n_actions: int):
+        super().__init__()
+        self.R = nn.Parameter(torch.zeros(n_states, n_actions))
+
+    def score(self, batch: TrajectoryBatch) -> Tensor:
+        per_step = self.R[batch.obs.long().clamp(0, self.R.shape[0] - 1),
+                          batch.actions.long().clamp(0, self.R.shape[1] - 1)]  # (B, T)
+        return batch.masked_sum(per_step)
+
+
+@dataclass(frozen=True)
+class RewardModelConfig:
+    """Hyperparameters of reward-model training."""
+
+    objective: str = "bt"
+    """``bt`` (Bradley-Terry) or ``classification``."""
+    n_updates: int = 500
+    lr: float = 5e-2
+    weight_decay: float = 0.0
+    use_strength: bool = False
+    """Read ``Preferences.strength`` as the label probability p (else hard labels)."""
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective: unknown objective {self.objective!r}; valid: {sorted(OBJECTIVES)}")
+        if self.n_updates < 1:
+            raise ValueError(f"n_updates: must be >= 1, got {self.n_updates}")
+        if not self.lr > 0:
+            raise ValueError(f"lr: must be > 0, got {self.lr}")
+
+
+def train_reward_model(model: nn.Module, prefs: Preferences,
+                       config: RewardModelConfig = RewardModelConfig()) -> list[float]:
+    """Fit ``model.score`` to ``prefs`` (full-batch Adam), in place; returns the loss per update."""
+    if config.use_strength and prefs.strength is None:
+        raise ValueError("prefs: use_strength=True needs Preferences.strength (label probabilities)")
+    loss_fn = OBJECTIVES[config.objective]
+    label = prefs.strength if config.use_strength else None
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    history = []
+    for _ in range(config.n_updates):
+        loss = loss_fn(model.score(prefs.chosen), model.score(prefs.rejected), label)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.append(loss.item())
+    return history
