@@ -1,0 +1,39 @@
+"""Monte-Carlo advantage estimators for sequence-level rewards: REINFORCE, RLOO, GRPO (seed §4.4; EQUATIONS.md §6).
+
+With one scalar reward per sampled response (a reward model's score, a verifier's 0/1) and G
+responses per prompt, the three estimators differ only in the baseline subtracted from r_i:
+
+    reinforce   A_i = r_i - mean over the whole batch                    (a constant baseline)
+    rloo        A_i = r_i - mean_{j != i} r_j  = G / (G - 1) (r_i - mean_group)   (leave one out: unbiased)
+    grpo        A_i = (r_i - mean_group) / (std_group + eps)             (group-normalised)
+
+They are advantage estimators for the same clipped update as PPO's GAE (every token of response i
+gets A_i), not separate trainers. ``scores`` is (P, G): P prompts, G responses each.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+__all__ = ["ESTIMATORS", "group_advantages"]
+
+ESTIMATORS = ("reinforce", "rloo", "grpo")
+
+
+def group_advantages(scores: Tensor, estimator: str, eps: float = 1e-6) -> Tensor:
+    """Advantages (P, G) of G scored responses for each of P prompts."""
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"estimator: unknown estimator {estimator!r}; valid: {list(ESTIMATORS)}")
+    if scores.ndim != 2:
+        raise ValueError(f"scores: must have shape (P, G), got {tuple(scores.shape)}")
+    G = scores.shape[1]
+    if estimator != "reinforce" and G < 2:
+        raise ValueError(f"scores: {estimator} needs G >= 2 responses per prompt, got {G}")
+    # BEGIN SOLUTION
+    if estimator == "reinforce":
+        return scores - scores.mean()
+    group_mean = scores.mean(dim=1, keepdim=True)  # (P, 1)
+    if estimator == "rloo":
+        return (scores - group_mean) * G / (G - 1)  # r_i minus the mean of the other G - 1
+    return (scores - group_mean) / (scores.std(dim=1, keepdim=True) + eps)
+    # END SOLUTION
