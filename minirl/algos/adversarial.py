@@ -48,7 +48,7 @@ from minirl.discriminators import AIRLDiscriminator, StepDiscriminator, discrimi
 from minirl.divergences import get_divergence, get_reward_rule
 from minirl.policies import Policy, ValueFunction
 
-__all__ = ["AdversarialConfig", "AdversarialImitation", "transitions", "ALGORITHMS"]
+__all__ = ["AdversarialConfig", "AdversarialImitation", "transitions", "absorbing_transitions", "ALGORITHMS"]
 
 ALGORITHMS = ("gail", "airl", "fairl")
 
@@ -113,6 +113,23 @@ def transitions(batch: TrajectoryBatch) -> dict[str, Tensor]:
             "absorbing": torch.zeros(n, dtype=torch.bool), "next_absorbing": torch.zeros(n, dtype=torch.bool)}
 
 
+def redirect_to_absorbing(steps: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The same steps, with every terminating one leading to the absorbing state instead of ending."""
+    ends = steps["done"]
+    return dict(steps, done=torch.zeros_like(ends), next_absorbing=steps["next_absorbing"] | ends)
+
+
+def absorbing_state(steps: dict[str, Tensor], k: int) -> dict[str, Tensor]:
+    """k copies of the absorbing self-transition, in the layout of ``steps``.
+
+    Its observation and action fields are placeholders: the discriminator's encoder replaces
+    them by the absorbing state's own features (zero state features, flag 1, no action).
+    """
+    out = {key: torch.zeros((k, *value.shape[1:]), dtype=value.dtype) for key, value in steps.items()}
+    out["absorbing"] = out["next_absorbing"] = torch.ones(k, dtype=torch.bool)
+    return out
+
+
 def absorbing_transitions(steps: dict[str, Tensor]) -> dict[str, Tensor]:
     """Termination as a move into an absorbing state (Kostrikov et al. 2019), for the discriminator.
 
@@ -121,14 +138,8 @@ def absorbing_transitions(steps: dict[str, Tensor]) -> dict[str, Tensor]:
     would occupy forever after. The discriminator then *learns* what ending an episode is worth
     (demonstrations that never end never show it) instead of every reward rule building in 0.
     """
-    ends = steps["done"]
-    k = int(ends.sum())
-    absorbing = {key: value[ends] for key, value in steps.items()}  # (k, ...) placeholders, overwritten below
-    absorbing["actions"] = torch.zeros_like(absorbing["actions"])
-    absorbing["done"] = torch.zeros(k, dtype=torch.bool)
-    absorbing["absorbing"] = absorbing["next_absorbing"] = torch.ones(k, dtype=torch.bool)
-    redirected = dict(steps, done=torch.zeros_like(ends), next_absorbing=steps["next_absorbing"] | ends)
-    return {key: torch.cat([redirected[key], absorbing[key]]) for key in steps}
+    redirected, tail = redirect_to_absorbing(steps), absorbing_state(steps, int(steps["done"].sum()))
+    return {key: torch.cat([redirected[key], tail[key]]) for key in steps}
 
 
 class AdversarialImitation:
@@ -238,11 +249,9 @@ class AdversarialImitation:
         with torch.no_grad():
             if self.config.absorbing:
                 # s' of a terminating step is the absorbing state, worth r(h_abs) per step forever after
-                steps = dict(steps, done=torch.zeros_like(steps["done"]), next_absorbing=steps["done"])
-                one = dict({k: v[:1] for k, v in steps.items()}, done=torch.ones(1, dtype=torch.bool))
-                absorbing = {k: v[-1:] for k, v in absorbing_transitions(one).items()}  # the absorbing self-loop
                 gamma = self.config.ppo.gamma
-                value_abs = self.rule.reward(self.logits(absorbing))[0] / (1.0 - gamma)
+                value_abs = self.rule.reward(self.logits(absorbing_state(steps, 1)))[0] / (1.0 - gamma)
+                steps = redirect_to_absorbing(steps)
             rewards[m] = self.rule.reward(self.logits(steps))  # (N,) in the order of batch[m]
             if self.config.absorbing and batch.terminated is not None:
                 rewards[m & batch.terminated] += gamma * value_abs

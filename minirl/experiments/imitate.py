@@ -103,11 +103,13 @@ def _envs(env: str, n: int, hide: bool = True) -> gym.vector.VectorEnv:
 
 
 def _learner(env: str, seed: int) -> tuple[Policy, ValueMLP]:
-    space = gym.make(env)
-    obs_dim = int(space.observation_space.shape[0])
-    if isinstance(space.action_space, gym.spaces.Discrete):
-        return MLPPolicy(obs_dim, int(space.action_space.n), seed=seed), ValueMLP(obs_dim, seed=seed)
-    return GaussianPolicy(obs_dim, int(space.action_space.shape[0]), seed=seed), ValueMLP(obs_dim, seed=seed)
+    probe = gym.make(env)  # only to read the spaces
+    obs_space, act_space = probe.observation_space, probe.action_space
+    probe.close()
+    obs_dim = int(obs_space.shape[0])
+    if isinstance(act_space, gym.spaces.Discrete):
+        return MLPPolicy(obs_dim, int(act_space.n), seed=seed), ValueMLP(obs_dim, seed=seed)
+    return GaussianPolicy(obs_dim, int(act_space.shape[0]), seed=seed), ValueMLP(obs_dim, seed=seed)
 
 
 @dataclass
