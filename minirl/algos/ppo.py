@@ -13,7 +13,15 @@ The losses are pure functions of (B, T) tensors, so the same code trains a gymna
 on fragments (rows = sub-envs, several episodes per row) and a language model on sequences
 (one episode per row, padding masked): :meth:`PPO.update` needs only a batch with
 log_probs, values, rewards, ``info["next_values"]`` and ``info["episode_end"]``.
-PPO, RLOO and GRPO differ in how A_t is estimated; here it is :func:`gae`.
+PPO, REINFORCE, RLOO and GRPO differ only in how A_t is estimated (``PPOConfig.advantage``):
+:func:`gae` with a value function, or one Monte-Carlo score per sequence (its summed reward,
+gamma = 1) turned into a group-relative advantage by
+:func:`minirl.algos.group_advantages.group_advantages` and given to every step of the sequence
+-- then no value function is needed (``value_fn=None``).
+
+Where batches come from: a gymnasium vector env (:meth:`PPO.collect`, fragments) or any
+*batch source* -- a callable returning a fresh on-policy batch, e.g. a language model's
+sampled responses (``llmtrack.rlhf``). :meth:`PPO.train` accepts either.
 """
 
 from __future__ import annotations
@@ -29,11 +37,17 @@ from gymnasium.vector import VectorEnv
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from minirl.algos.group_advantages import ESTIMATORS, group_advantages
 from minirl.data import TrajectoryBatch
 from minirl.policies import Policy, ValueFunction
 from minirl.rollout import FragmentState, collect_fragments
 
-__all__ = ["gae", "clipped_surrogate", "clipped_value_loss", "ppo_loss", "PPOConfig", "PPO"]
+__all__ = ["gae", "sequence_advantages", "clipped_surrogate", "clipped_value_loss", "ppo_loss", "PPOConfig", "PPO",
+           "ADVANTAGES", "BatchSource"]
+
+ADVANTAGES = ("gae",) + ESTIMATORS
+BatchSource = Callable[[], TrajectoryBatch]
+"""A callable that samples a fresh on-policy batch (log_probs, mask, and values / next_values for GAE)."""
 
 
 def gae(rewards: Tensor, values: Tensor, next_values: Tensor, episode_end: Tensor, mask: Tensor,
@@ -62,6 +76,22 @@ def gae(rewards: Tensor, values: Tensor, next_values: Tensor, episode_end: Tenso
     returns = (advantages + values) * m
     # END SOLUTION
     return advantages, returns
+
+
+def sequence_advantages(rewards: Tensor, mask: Tensor, group_size: int, estimator: str) -> Tensor:
+    """Monte-Carlo advantages for whole sequences: A_t = A_i for every step t of row i, (B, T).
+
+    The score of row i is its undiscounted return sum_t r_t (a reward model's score at the last
+    token plus any per-token KL penalty); rows come in consecutive groups of ``group_size``
+    responses to one prompt, and ``estimator`` ("reinforce", "rloo", "grpo") turns the (P, G)
+    scores into advantages (EQUATIONS.md §6, REINFORCE / RLOO / GRPO line).
+    """
+    B = rewards.shape[0]
+    if group_size < 1 or B % group_size:
+        raise ValueError(f"group_size: {B} rows do not split into groups of {group_size}")
+    scores = (rewards * mask.to(rewards.dtype)).sum(1).reshape(B // group_size, group_size)
+    per_row = group_advantages(scores, estimator).reshape(B, 1)
+    return per_row * mask.to(rewards.dtype)
 
 
 def clipped_surrogate(ratio: Tensor, advantages: Tensor, clip_eps: float) -> Tensor:
@@ -150,10 +180,15 @@ class PPOConfig:
     """Standardise advantages within each minibatch."""
     target_kl: float | None = None
     """Stop an update's epochs early once the mean approx KL of an epoch exceeds this."""
+    advantage: str = "gae"
+    """How A_t is estimated: "gae" (needs a value function) or a Monte-Carlo sequence estimator,
+    "reinforce", "rloo" or "grpo" (needs ``info["group_size"]``: consecutive rows share a prompt)."""
     seed: int = 0
     """Seeds the env reset, the action sampler and the minibatch shuffling."""
 
     def __post_init__(self) -> None:
+        if self.advantage not in ADVANTAGES:
+            raise ValueError(f"advantage: unknown estimator {self.advantage!r}; valid: {list(ADVANTAGES)}")
         for name in ("n_steps", "n_epochs", "n_minibatches"):
             value = getattr(self, name)
             if int(value) != value or value < 1:
@@ -184,9 +219,11 @@ class PPO:
     (deduplicated) parameters of policy and value function, so a shared trunk is fine.
     """
 
-    def __init__(self, policy: Policy, value_fn: ValueFunction, config: PPOConfig = PPOConfig()):
+    def __init__(self, policy: Policy, value_fn: ValueFunction | None, config: PPOConfig = PPOConfig()):
+        if value_fn is None and config.advantage == "gae":
+            raise ValueError("value_fn: GAE needs a value function (or choose a Monte-Carlo PPOConfig.advantage)")
         self.policy, self.value_fn, self.config = policy, value_fn, config
-        params = {id(p): p for module in (policy, value_fn)
+        params = {id(p): p for module in (policy, value_fn) if module is not None
                   for p in module.parameters() if p.requires_grad}  # type: ignore[attr-defined]
         if not params:
             raise ValueError("policy: policy and value function have no trainable parameters")
@@ -202,6 +239,8 @@ class PPO:
 
         The first call on an env resets it with ``config.seed``; later calls continue its episodes.
         """
+        if self.value_fn is None:
+            raise ValueError("value_fn: collecting env fragments needs a value function (for bootstrapping)")
         if envs is not self._envs:
             self._envs, self._state = envs, None
         batch, self._state = collect_fragments(envs, self.policy, self.value_fn, self.config.n_steps, self._state,
@@ -211,21 +250,32 @@ class PPO:
     def update(self, batch: TrajectoryBatch) -> dict[str, float]:
         """Epochs of minibatch PPO steps on ``batch`` (EQUATIONS.md §6); returns mean stats.
 
-        ``batch`` needs rewards, log_probs, values and ``info["next_values"]``; ``info["episode_end"]``
-        defaults to ``terminated | info["truncated"]``. Step-wise observations (B, T, ...) are
-        flattened to their real steps and shuffled; context observations (a language model's
-        prompt + response) are minibatched by rows.
+        ``batch`` needs rewards and log_probs; for GAE also values and ``info["next_values"]``
+        (``info["episode_end"]`` defaults to ``terminated | info["truncated"]``), for a Monte-Carlo
+        estimator ``info["group_size"]``. Step-wise observations (B, T, ...) are flattened to their
+        real steps and shuffled; context observations (a language model's prompt + response) are
+        minibatched by rows.
         """
         cfg = self.config
-        if batch.rewards is None or batch.log_probs is None or batch.values is None or "next_values" not in batch.info:
-            raise ValueError("batch: PPO needs rewards, log_probs, values and info['next_values']")
-        episode_end = batch.info.get("episode_end")
-        if episode_end is None:
-            terminated = batch.terminated if batch.terminated is not None else torch.zeros_like(batch.mask)
-            episode_end = terminated | batch.info.get("truncated", torch.zeros_like(batch.mask))
-        with torch.no_grad():
-            advantages, returns = gae(batch.rewards, batch.values, batch.info["next_values"], episode_end,
-                                      batch.mask, cfg.gamma, cfg.gae_lambda)  # (B, T) each
+        if batch.rewards is None or batch.log_probs is None:
+            raise ValueError("batch: PPO needs rewards and log_probs")
+        if cfg.advantage == "gae":
+            if batch.values is None or "next_values" not in batch.info:
+                raise ValueError("batch: GAE needs values and info['next_values']")
+            episode_end = batch.info.get("episode_end")
+            if episode_end is None:
+                terminated = batch.terminated if batch.terminated is not None else torch.zeros_like(batch.mask)
+                episode_end = terminated | batch.info.get("truncated", torch.zeros_like(batch.mask))
+            with torch.no_grad():
+                advantages, returns = gae(batch.rewards, batch.values, batch.info["next_values"], episode_end,
+                                          batch.mask, cfg.gamma, cfg.gae_lambda)  # (B, T) each
+        else:
+            if "group_size" not in batch.info:
+                raise ValueError(f"batch: advantage {cfg.advantage!r} needs info['group_size'] (responses per prompt)")
+            advantages = sequence_advantages(batch.rewards, batch.mask, int(batch.info["group_size"]), cfg.advantage)
+            returns = torch.zeros_like(advantages)  # no value function is fitted: its loss is 0
+        if batch.values is None:
+            batch = batch.replace(values=torch.zeros(batch.mask.shape))
         per_step = {"adv": advantages, "ret": returns, "logp": batch.log_probs, "v": batch.values}
         if batch.obs.shape[1] == batch.horizon:  # step-wise obs: every real step becomes a row of length 1
             m = batch.mask
@@ -241,9 +291,11 @@ class PPO:
             for index in torch.randperm(rows.batch_size, generator=self.generator).chunk(cfg.n_minibatches):
                 mb, d = rows[index], {k: v[index] for k, v in per_step.items()}
                 adv = _masked_standardise(d["adv"], mb.mask) if cfg.normalize_advantages else d["adv"]
-                loss, stats = ppo_loss(self.policy.log_prob(mb), d["logp"], adv, self.value_fn.values(mb), d["v"],
-                                       d["ret"], self.policy.entropy(mb), mb.mask, cfg.clip_eps, cfg.clip_value,
-                                       cfg.vf_coef, cfg.ent_coef)
+                fit_value = self.value_fn is not None and cfg.advantage == "gae"
+                values = self.value_fn.values(mb) if fit_value else d["v"]
+                loss, stats = ppo_loss(self.policy.log_prob(mb), d["logp"], adv, values, d["v"], d["ret"],
+                                       self.policy.entropy(mb), mb.mask, cfg.clip_eps, cfg.clip_value,
+                                       cfg.vf_coef if fit_value else 0.0, cfg.ent_coef)
                 self.optimizer.zero_grad()
                 loss.backward()
                 if cfg.max_grad_norm is not None:
@@ -257,18 +309,23 @@ class PPO:
                 break
         out = {k: v / n_updates for k, v in sums.items()}
         m = batch.mask
-        var_r = returns[m].var() if m.sum() > 1 else torch.tensor(0.0)
+        var_r = returns[m].var() if m.sum() > 1 and cfg.advantage == "gae" else torch.tensor(0.0)
         out["stats/explained_variance"] = float("nan") if var_r == 0 else \
             (1 - (returns[m] - batch.values[m]).var() / var_r).item()
         return out
 
-    def train(self, envs: VectorEnv, total_steps: int, reward_fn: Callable[[TrajectoryBatch], Tensor] | None = None,
+    def train(self, envs: VectorEnv | BatchSource, total_steps: int,
+              reward_fn: Callable[[TrajectoryBatch], Tensor] | None = None,
               callback: Callable[[dict[str, Any]], bool | None] | None = None, progress: bool = False
               ) -> list[dict[str, Any]]:
-        """Alternate ``collect`` and ``update`` for ``total_steps`` vector-env steps (all sub-envs counted).
+        """Alternate collecting and ``update`` until ``total_steps`` real steps have been collected.
 
         Args:
-            reward_fn: the learner's reward (see :func:`~minirl.rollout.collect_fragments`).
+            envs: a vector env (``collect``'s fragments; all sub-envs' steps count) or a batch
+                source (a callable returning a fresh on-policy batch, e.g. sampled LM responses;
+                its real steps -- tokens -- count).
+            reward_fn: the learner's reward, ``f(batch) -> (B, T)`` (see
+                :func:`~minirl.rollout.collect_fragments`); a source's batch may instead carry rewards.
             callback: called with each iteration's record; returning True stops training.
         Returns:
             history: one record per iteration: 'env_steps' (real transitions so far),
@@ -278,21 +335,36 @@ class PPO:
         if total_steps < 1:
             raise ValueError(f"total_steps: must be >= 1, got {total_steps}")
         cfg = self.config
-        n_iterations = math.ceil(total_steps / (cfg.n_steps * envs.num_envs))
+        is_env = isinstance(envs, VectorEnv)
+        if not is_env and not callable(envs):
+            raise ValueError("envs: must be a gymnasium VectorEnv or a callable batch source")
+        # A vector env collects a fixed number of steps per iteration; a source's batches vary
+        # (responses end at [EOS]), so there the schedule follows the steps collected so far.
+        n_iterations = math.ceil(total_steps / (cfg.n_steps * envs.num_envs)) if is_env else None
         history: list[dict[str, Any]] = []
-        env_steps, start = 0, time.perf_counter()
-        for i in tqdm(range(n_iterations), desc="PPO", disable=not progress):
-            lr = cfg.lr * (1.0 - i / n_iterations) if cfg.anneal_lr else cfg.lr
+        env_steps, start, i = 0, time.perf_counter(), 0
+        bar = tqdm(total=n_iterations if is_env else total_steps, desc="PPO", disable=not progress)
+        while (i < n_iterations) if is_env else (env_steps < total_steps):
+            done = i / n_iterations if is_env else env_steps / total_steps
+            lr = cfg.lr * (1.0 - done) if cfg.anneal_lr else cfg.lr
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            batch = self.collect(envs, reward_fn)
+            if is_env:
+                batch = self.collect(envs, reward_fn)
+            else:
+                batch = envs()
+                if reward_fn is not None:
+                    batch = batch.replace(rewards=reward_fn(batch))
             stats = self.update(batch)
             env_steps += batch.n_steps
-            finished = batch.info["episode_returns"]
-            record = {"env_steps": env_steps, "episode_return": sum(finished) / len(finished) if finished
+            bar.update(1 if is_env else batch.n_steps)
+            finished = batch.info.get("episode_returns", [])
+            record = {"env_steps": env_steps, "episode_return": sum(finished) / len(finished) if len(finished)
                       else float("nan"), "episodes": len(finished), "wall_s": time.perf_counter() - start,
                       "lr": lr, **stats}
             history.append(record)
+            i += 1
             if callback is not None and callback(record) is True:
                 break
+        bar.close()
         return history
