@@ -7,6 +7,12 @@ function of h only (:mod:`minirl.divergences`), so the two kinds below plug into
     StepDiscriminator   h(s, a) = MLP([s, a])                                     GAIL, FAIRL, AIRL on (s, a)
     AIRLDiscriminator   h(s, a, s') = f(s, a, s') - log pi(a|s),                  AIRL (Fu et al. 2017)
                         f = g(s) + gamma (1 - done) v(s') - v(s)
+    SequenceDiscriminator  h(tau) = scorer(whole episode)                         AfD (seed §4.3)
+
+A sequence-level discriminator judges whole episodes, not steps: on a language model's token MDP
+the episode is the response y to a prompt x, and D(y|x) compares the *sequence* distributions
+d^beta(y|x) and d^pi(y|x) directly (EQUATIONS.md §7). Its reward is paid once, at the episode's
+last step.
 
 AIRL's D = e^f / (e^f + pi(a|s)) is a logistic discriminator with logit f - log pi. At the optimum
 f recovers the advantage of the expert's reward; the state-only g recovers the reward itself up to
@@ -24,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["discriminator_loss", "StepDiscriminator", "AIRLDiscriminator", "mlp"]
+__all__ = ["discriminator_loss", "StepDiscriminator", "AIRLDiscriminator", "SequenceDiscriminator", "mlp"]
 
 
 def discriminator_loss(h_demo: Tensor, h_policy: Tensor, w_demo: Tensor | None = None,
@@ -176,3 +182,30 @@ class AIRLDiscriminator(nn.Module):
         if next_obs is None or done is None or log_pi is None:
             raise ValueError("AIRLDiscriminator.logits: needs next_obs, done and log_pi")
         return self.f(obs, next_obs, done, absorbing, next_absorbing) - log_pi  # D = e^f / (e^f + pi)
+
+
+class SequenceDiscriminator(nn.Module):
+    """h(tau) for whole episodes: any scorer with ``score(batch) -> (B,)`` read as a logit.
+
+    The adversarial trainer then trains it on rows (demonstration episodes, label 1, against the
+    policy's, label 0) and pays r(h) at each row's last real step; every other step earns 0.
+    With the airl_logit rule r = h = log D - log(1 - D), AfD's reward (seed §4.3): at the optimal
+    discriminator h* = log d^beta(y|x) / d^pi(y|x), and the policy gradient of E_pi[h*] is
+    -grad KL(d^pi || d^beta) (E_pi[grad log pi] = 0 removes the log d^pi term's derivative).
+    On a token MDP (Concat transitions) the last step's context already holds the whole
+    response, so this is a step discriminator restricted to final steps; judging the row is
+    what lets it be a transformer over the full sequence.
+    """
+
+    structured = False
+    level = "sequence"
+
+    def __init__(self, scorer: nn.Module):
+        super().__init__()
+        if not callable(getattr(scorer, "score", None)):
+            raise ValueError("scorer: must have a score(batch) -> (B,) method (e.g. a reward model)")
+        self.scorer = scorer
+
+    def logits(self, batch) -> Tensor:
+        """h for each row of a TrajectoryBatch of whole episodes, (B,)."""
+        return self.scorer.score(batch)

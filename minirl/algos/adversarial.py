@@ -40,9 +40,9 @@ from typing import Any, Callable
 import gymnasium as gym
 import torch
 from gymnasium.vector import VectorEnv
-from torch import Tensor
+from torch import Tensor, nn
 
-from minirl.algos.ppo import PPO, PPOConfig
+from minirl.algos.ppo import PPO, BatchSource, PPOConfig
 from minirl.data import TrajectoryBatch
 from minirl.discriminators import AIRLDiscriminator, StepDiscriminator, discriminator_loss
 from minirl.divergences import get_divergence, get_reward_rule
@@ -142,37 +142,61 @@ def absorbing_transitions(steps: dict[str, Tensor]) -> dict[str, Tensor]:
     return {key: torch.cat([redirected[key], tail[key]]) for key in steps}
 
 
+def _take(units: dict[str, Tensor] | TrajectoryBatch, index: Tensor) -> dict[str, Tensor] | TrajectoryBatch:
+    """Rows ``index`` of flattened steps (a dict of tensors) or of an episode batch."""
+    if isinstance(units, TrajectoryBatch):
+        return units[index]
+    return {k: v[index] for k, v in units.items()}
+
+
 class AdversarialImitation:
     """GAIL / AIRL / FAIRL on a gymnasium vector env with PPO as the policy optimiser.
 
     Args:
-        envs: the environment (its reward is ignored; wrap it in ``HideReward`` to make sure).
+        envs: the environment (its reward is ignored; wrap it in ``HideReward`` to make sure), or
+            a batch source for PPO (e.g. a language model's sampled responses, ``llmtrack.rlhf``).
         policy, value_fn: the learner (:class:`~minirl.policies.Policy`, :class:`~minirl.policies.ValueFunction`).
         demos: expert demonstrations, a :class:`TrajectoryBatch` of whole episodes (or fragments).
+        discriminator: None builds a step discriminator from the env's spaces (AIRL's structured
+            one for ``divergence="airl"``); or bring one, e.g. a
+            :class:`~minirl.discriminators.SequenceDiscriminator` (judges whole episodes: AfD).
     """
 
-    def __init__(self, envs: VectorEnv, policy: Policy, value_fn: ValueFunction, demos: TrajectoryBatch,
-                 config: AdversarialConfig = AdversarialConfig()):
-        self._check(envs, policy, demos)
+    def __init__(self, envs: VectorEnv | BatchSource, policy: Policy, value_fn: ValueFunction, demos: TrajectoryBatch,
+                 config: AdversarialConfig = AdversarialConfig(), discriminator: nn.Module | None = None):
         self.envs, self.policy, self.config = envs, policy, config
         self.rule = get_reward_rule(config.reward or config.divergence)
+        self.sequence_level = getattr(discriminator, "level", "step") == "sequence"
+        if discriminator is not None:
+            self._check_custom(envs, demos, discriminator)
+            self.disc = discriminator
+        else:
+            if not isinstance(envs, VectorEnv):
+                raise ValueError("discriminator: a batch source has no spaces to build one from; pass discriminator=")
+            self._check(envs, policy, demos)
+            self.disc = self._build_discriminator(envs, config)
+        self.optimizer = torch.optim.Adam(self.disc.parameters(), lr=config.lr)
+        if self.sequence_level:
+            self.demos = demos  # whole episodes, judged row by row
+        else:
+            self.demos = transitions(demos)
+            if config.absorbing:
+                self.demos = absorbing_transitions(self.demos)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.ppo = PPO(policy, value_fn, config.ppo)
+        self.last_stats: dict[str, float] = {}
+
+    @staticmethod
+    def _build_discriminator(envs: VectorEnv, config: AdversarialConfig) -> nn.Module:
         obs_space, act_space = envs.single_observation_space, envs.single_action_space
         discrete_obs = isinstance(obs_space, gym.spaces.Discrete)
         obs_dim = int(obs_space.n) if discrete_obs else int(obs_space.shape[0])
         structured = config.divergence == "airl" if config.structured is None else config.structured
         if structured:
-            self.disc = AIRLDiscriminator(obs_dim, discrete_obs, config.ppo.gamma, config.hidden, config.seed)
-        else:
-            discrete_actions = isinstance(act_space, gym.spaces.Discrete)
-            act_dim = int(act_space.n) if discrete_actions else int(act_space.shape[0])
-            self.disc = StepDiscriminator(obs_dim, act_dim, discrete_obs, discrete_actions, config.hidden, config.seed)
-        self.optimizer = torch.optim.Adam(self.disc.parameters(), lr=config.lr)
-        self.demos = transitions(demos)
-        if config.absorbing:
-            self.demos = absorbing_transitions(self.demos)
-        self.generator = torch.Generator().manual_seed(config.seed)
-        self.ppo = PPO(policy, value_fn, config.ppo)
-        self.last_stats: dict[str, float] = {}
+            return AIRLDiscriminator(obs_dim, discrete_obs, config.ppo.gamma, config.hidden, config.seed)
+        discrete_actions = isinstance(act_space, gym.spaces.Discrete)
+        act_dim = int(act_space.n) if discrete_actions else int(act_space.shape[0])
+        return StepDiscriminator(obs_dim, act_dim, discrete_obs, discrete_actions, config.hidden, config.seed)
 
     @staticmethod
     def _check(envs: VectorEnv, policy: Policy, demos: TrajectoryBatch) -> None:
@@ -192,8 +216,25 @@ class AdversarialImitation:
             kind = "discrete" if discrete_policy else "continuous"
             raise ValueError(f"policy: a {kind}-action policy cannot act in an env with action space {act_space}")
 
-    def logits(self, steps: dict[str, Tensor]) -> Tensor:
-        """The discriminator's logit h for flattened steps (see :func:`transitions`); (N,)."""
+    def _check_custom(self, envs: Any, demos: TrajectoryBatch, discriminator: nn.Module) -> None:
+        if demos.n_steps == 0:
+            raise ValueError("demos: the demonstration set is empty")
+        if not isinstance(envs, VectorEnv) and not callable(envs):
+            raise ValueError("envs: must be a gymnasium VectorEnv or a callable batch source")
+        if self.sequence_level and self.config.absorbing:
+            raise ValueError("absorbing: a sequence-level discriminator judges whole episodes, so it has no "
+                             "absorbing state to learn (and no survival bias: one reward per episode)")
+        if self.config.structured:
+            raise ValueError("structured: AIRL's structure is a property of the step discriminator; "
+                             "a custom discriminator brings its own")
+        if getattr(discriminator, "structured", False) and self.sequence_level:
+            raise ValueError("discriminator: a sequence-level discriminator cannot be structured")
+
+    def logits(self, steps: dict[str, Tensor] | TrajectoryBatch) -> Tensor:
+        """The discriminator's logit h for flattened steps (see :func:`transitions`), or for the
+        rows of an episode batch (sequence level); (N,)."""
+        if self.sequence_level:
+            return self.disc.logits(steps)
         log_pi = None
         if self.disc.structured:  # AIRL's D = e^f / (e^f + pi) needs the current pi(a|s)
             one_step = TrajectoryBatch(obs=steps["obs"][:, None], actions=steps["actions"][:, None],
@@ -206,13 +247,17 @@ class AdversarialImitation:
 
     def update_discriminator(self, batch: TrajectoryBatch, steps: dict[str, Tensor] | None = None) -> dict[str, float]:
         """``disc_epochs`` passes of logistic-loss steps: the batch's steps (0) vs demonstration steps (1)."""
-        policy_steps = transitions(batch) if steps is None else steps
-        if self.config.absorbing:
-            policy_steps = absorbing_transitions(policy_steps)
-        real = torch.cat([policy_steps["obs"][~policy_steps["absorbing"]], self.demos["obs"][~self.demos["absorbing"]]])
-        self.disc.encoder.observe(real)
-        n = len(policy_steps["obs"])
-        n_demo = len(self.demos["obs"])
+        if self.sequence_level:  # the units are whole episodes: rows of the batch
+            policy_steps, n, n_demo = batch, batch.batch_size, self.demos.batch_size
+        else:
+            policy_steps = transitions(batch) if steps is None else steps
+            if self.config.absorbing:
+                policy_steps = absorbing_transitions(policy_steps)
+            if hasattr(self.disc, "encoder"):
+                real = torch.cat([policy_steps["obs"][~policy_steps["absorbing"]],
+                                  self.demos["obs"][~self.demos["absorbing"]]])
+                self.disc.encoder.observe(real)
+            n, n_demo = len(policy_steps["obs"]), len(self.demos["obs"])
         stats = {"disc/loss": 0.0, "disc/acc_demo": 0.0, "disc/acc_policy": 0.0}
         with torch.enable_grad():  # PPO may call the reward function under no_grad
             self._discriminator_epochs(policy_steps, n, n_demo, stats)
@@ -223,8 +268,7 @@ class AdversarialImitation:
         for _ in range(self.config.disc_epochs):
             for index in torch.randperm(n, generator=self.generator).chunk(self.config.disc_minibatches):
                 demo_index = torch.randint(n_demo, (len(index),), generator=self.generator)
-                mb_policy = {k: v[index] for k, v in policy_steps.items()}
-                mb_demo = {k: v[demo_index] for k, v in self.demos.items()}
+                mb_policy, mb_demo = _take(policy_steps, index), _take(self.demos, demo_index)
                 h_policy, h_demo = self.logits(mb_policy), self.logits(mb_demo)
                 loss = discriminator_loss(h_demo, h_policy, self._weights(mb_demo), self._weights(mb_policy))
                 self.optimizer.zero_grad()
@@ -236,10 +280,26 @@ class AdversarialImitation:
 
     def _weights(self, steps: dict[str, Tensor]) -> Tensor:
         """Occupancy weights: an absorbing sample stands for every step after the end, sum_k gamma^k = 1 / (1 - gamma)."""
+        if self.sequence_level:
+            return torch.ones(steps.batch_size)
         return torch.where(steps["absorbing"], 1.0 / (1.0 - self.config.ppo.gamma), 1.0)
 
     def reward(self, batch: TrajectoryBatch) -> Tensor:
-        """Update the discriminator on ``batch``, then return r(h) for every step, (B, T). PPO's reward_fn."""
+        """Update the discriminator on ``batch``, then return r(h) for every step, (B, T). PPO's reward_fn.
+
+        Sequence level: r(h(row)) at each row's last real step, 0 elsewhere.
+        """
+        if self.sequence_level:
+            self.last_stats = self.update_discriminator(batch)
+            with torch.no_grad():
+                r = self.rule.reward(self.logits(batch)).float().cpu()
+            rewards = torch.zeros(batch.mask.shape)
+            last = batch.mask.long().sum(1) - 1
+            rewards[torch.arange(batch.batch_size), last.clamp_min(0)] = torch.where(last >= 0, r, torch.zeros_like(r))
+            if not torch.isfinite(rewards).all():
+                raise ValueError(f"discriminator: produced non-finite rewards under rule {self.rule.name!r}")
+            self.last_stats["reward/mean"] = r.mean().item()
+            return rewards
         if "next_obs" not in batch.info:
             raise ValueError("batch: needs info['next_obs'] (collect it with minirl.rollout.collect_fragments)")
         steps = transitions(batch)
