@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from llmtrack.experiments.exposure_bias import ExposureBiasResult
 
-__all__ = ["exposure_bias_figure"]
+__all__ = ["exposure_bias_figure", "reward_noise_figure"]
 
 _COLORS = {"base": "tab:gray", "bc": "tab:red", "dagger": "tab:blue"}
 _LABELS = {"base": "base model", "bc": "SFT (BC)", "dagger": "on-policy distillation (DAgger)"}
@@ -63,5 +63,39 @@ def exposure_bias_figure(result: "ExposureBiasResult") -> "Figure":
         ax.set_xticks(x, [r"forward KL$(d^\beta \| d^\pi)$", r"reverse KL$(d^\pi \| d^\beta)$"])
         ax.set(ylabel="nats per response", title="markov: KL to the exact expert (Monte-Carlo)")
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def reward_noise_figure(rows: list[dict]) -> "Figure":
+    """Reward models vs label noise (llmtrack.experiments.reward_noise; EQUATIONS.md §5): held-out accuracy
+    against the noiseless gold ordering, and the score's correlation with the gold reward on base and
+    expert samples, vs the label-flip probability; one line per objective x head.
+
+    Markers are means over seeds, bars +-1 std over seeds (one seed: no bars).
+    """
+    import matplotlib.pyplot as plt
+
+    from llmtrack.experiments.reward_noise import summarize_reward_noise
+
+    summary = summarize_reward_noise(rows)
+    panels = (("accuracy", "held-out accuracy (noiseless gold order)"),
+              ("correlation", "corr(r, gold) on base samples"),
+              ("correlation_expert", "corr(r, gold) on expert samples"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 4.0), squeeze=False)
+    lines = sorted({(e["head"], e["objective"]) for e in summary})
+    colors = {"bt": "tab:blue", "classification": "tab:orange"}
+    styles = {"transformer": ("o", "-"), "linear": ("s", "--")}
+    for ax, (key, title) in zip(axes[0], panels):
+        for head, objective in lines:
+            pts = [e for e in summary if e["head"] == head and e["objective"] == objective]
+            marker, linestyle = styles.get(head, ("^", ":"))
+            ax.errorbar([e["noise"] for e in pts], [e[key] for e in pts],
+                        yerr=[e[f"{key}_std"] for e in pts] if pts[0]["n_seeds"] > 1 else None,
+                        marker=marker, linestyle=linestyle, color=colors.get(objective), capsize=3,
+                        label=f"{objective}, {head}")
+        ax.set(xlabel="label-flip probability", title=title)
+    axes[0][0].axhline(0.5, color="gray", lw=0.8)
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     return fig

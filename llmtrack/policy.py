@@ -118,6 +118,19 @@ class LMPolicy(TokenPolicy):
         never[list(_NEVER_EMIT)] = True
         self.register_buffer("_never", never.to(self.device), persistent=False)
 
+    def add_value_head(self) -> "LMPolicy":
+        """Attach a fresh linear value head V(s_t) (zero-initialised, so it starts at V = 0); returns self.
+
+        For PPO on a pre-trained model that was built without one. Zero init keeps the first
+        advantages equal to the rewards' TD errors instead of noise from a random head.
+        """
+        hidden = int(getattr(self.model.config, "hidden_size", getattr(self.model.config, "n_embd", 0)))
+        head = nn.Linear(hidden, 1)
+        nn.init.zeros_(head.weight)
+        nn.init.zeros_(head.bias)
+        self.value_head = head.to(self.device)
+        return self
+
     def _autocast(self):
         if self.device.type == "cuda":
             return torch.autocast("cuda", dtype=torch.bfloat16)

@@ -1,0 +1,89 @@
+"""Alignment from demonstrations (AfD; seed §4.3, Sun & van der Schaar 2024; EQUATIONS.md §7).
+
+SFT on demonstrations minimises the *forward* KL(d^beta || d^pi) -- mass-covering. AfD minimises
+the *reverse* KL(d^pi || d^beta) -- mode-seeking -- with a discriminator between demonstrations
+(label 1) and the policy's own responses (label 0), and the reward
+
+    r(x, y) = log D(y|x) - log(1 - D(y|x)) = h(x, y)        (the logit; at the optimum
+                                                           h* = log d^beta(y|x) / d^pi(y|x))
+
+optimised with PPO. This is adversarial imitation with a sequence-level discriminator, so it is
+minirl's trainer, unchanged: :class:`minirl.algos.adversarial.AdversarialImitation` with
+``divergence="airl"`` (reverse KL, seed Table 4), the published rule ``reward="airl_logit"``
+(r = h), a :class:`minirl.discriminators.SequenceDiscriminator` around a transformer scorer
+(:class:`llmtrack.reward_model.LMRewardModel`, a copy of the policy's own backbone), and the
+LM's responses as PPO's batch source (:class:`llmtrack.pipelines.rlhf.ResponseSource`).
+Each sequence gets one reward, at its last token: with every response ending, the constant in
+AIRL's derived rule h - 1 would not matter, and the survival bias of step rewards cannot arise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from minirl.algos.adversarial import AdversarialConfig, AdversarialImitation
+from minirl.algos.ppo import PPOConfig
+from minirl.data import TrajectoryBatch
+from minirl.discriminators import SequenceDiscriminator
+from llmtrack.pipelines.rlhf import ResponseSource
+from llmtrack.policy import LMPolicy
+from llmtrack.reward_model import LMRewardModel
+from llmtrack.tasks import Task
+from llmtrack.tasks.base import check_count
+
+__all__ = ["AfDConfig", "train_afd"]
+
+
+@dataclass(frozen=True)
+class AfDConfig:
+    """One AfD run (module docstring)."""
+
+    total_tokens: int = 20_000
+    """Response tokens the policy samples in all (PPO's step budget)."""
+    n_prompts: int = 64
+    """Responses per batch (one per prompt)."""
+    disc_lr: float = 1e-4
+    """Discriminator Adam learning rate."""
+    disc_epochs: int = 1
+    """Discriminator passes over each batch (each against as many sampled demonstrations)."""
+    disc_minibatches: int = 2
+    """Discriminator minibatches per pass."""
+    ppo: PPOConfig = field(default_factory=lambda: PPOConfig(lr=3e-4, gamma=1.0, gae_lambda=0.95, n_epochs=4,
+                                                              n_minibatches=4, anneal_lr=False, max_grad_norm=1.0))
+    """minirl's PPO settings."""
+    seed: int = 0
+    """Seeds prompts, sampling, the discriminator's head and its demonstration minibatches."""
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("total_tokens", "n_prompts", "disc_epochs", "disc_minibatches"):
+            check_count(getattr(self, name), name)
+        if not (isinstance(self.disc_lr, (int, float)) and self.disc_lr > 0):
+            raise ValueError(f"disc_lr: must be > 0, got {self.disc_lr!r}")
+        if self.ppo.advantage != "gae":
+            raise ValueError("ppo: AfD optimises its reward with PPO (advantage='gae')")
+
+
+def train_afd(policy: LMPolicy, task: Task, demos: TrajectoryBatch, config: AfDConfig = AfDConfig(),
+              callback: Callable[[dict[str, Any]], bool | None] | None = None
+              ) -> tuple[AdversarialImitation, list[dict[str, Any]]]:
+    """Train ``policy`` in place by AfD on ``demos`` (the same demonstrations SFT would use).
+
+    Returns (trainer, history): the minirl trainer (its ``disc`` is the learned discriminator)
+    and PPO's per-iteration records with the discriminator's stats; 'episode_return' is the
+    batch's mean gold reward (logging only).
+    """
+    if demos.batch_size == 0:
+        raise ValueError("demos: the demonstration set is empty")
+    if policy.value_head is None:
+        policy.add_value_head()
+    scorer = LMRewardModel.from_policy(policy, seed=config.seed)
+    source = ResponseSource(policy, task, config.n_prompts, 1, config.seed)
+    adversarial = AdversarialConfig(divergence="airl", reward="airl_logit", structured=False, lr=config.disc_lr,
+                                    disc_epochs=config.disc_epochs, disc_minibatches=config.disc_minibatches,
+                                    ppo=config.ppo, seed=config.seed)
+    trainer = AdversarialImitation(source, policy, policy, demos, adversarial,
+                                   discriminator=SequenceDiscriminator(scorer))
+    history = trainer.train(config.total_tokens, callback=callback, progress=config.progress)
+    return trainer, history

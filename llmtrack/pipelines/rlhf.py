@@ -1,0 +1,179 @@
+"""PPO-RLHF and its Monte-Carlo cousins (REINFORCE, RLOO, GRPO): minirl's PPO on a language model.
+
+The objective (EQUATIONS.md §6, seed §4.1/§4.4), for a scorer r (a reward model, or the gold
+reward to check the answer key) and a frozen reference pi_ref:
+
+    max_pi  E_{x, y ~ pi}[ r(x, y) ] - beta KL(pi(.|x) || pi_ref(.|x))
+    optimum pi*(y|x) = pi_ref(y|x) exp(r(x, y) / beta) / Z(x)
+
+written as a token-level reward, so that it is an MDP reward PPO can take:
+
+    r_t = -beta (log pi_old(a_t|s_t) - log pi_ref(a_t|s_t))   at every response step
+        + r(x, y)                                             added at the last step
+
+Summed over a response, sum_t r_t = r(x, y) - beta log pi_old(y|x)/pi_ref(y|x), whose expectation
+under pi_old is the objective above: the per-token penalty is an unbiased, per-step-credited
+estimate of the KL term. With gamma = 1 this is exactly the problem the Markov task's answer key
+solves (:meth:`llmtrack.tasks.markov.MarkovTask.optimal_policy`), so a run can be scored against
+the exact optimum.
+
+Nothing here is a trainer: :class:`ResponseSource` is a minirl *batch source* (it samples
+responses and reads the value head), :class:`KLPenalisedReward` is PPO's ``reward_fn``, and
+:func:`train_rlhf` hands both to :meth:`minirl.algos.ppo.PPO.train`. GAE with the value head is
+PPO; ``PPOConfig(advantage="rloo" | "grpo" | "reinforce")`` with G responses per prompt is the
+Monte-Carlo family -- the same update, another advantage estimate, no value head. (GRPO as
+published puts the KL in the loss; here it stays in the reward for every estimator, as in
+RLOO (Ahmadian et al. 2024), so all of them optimise the same objective.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from minirl.algos.ppo import PPO, PPOConfig
+from minirl.data import TrajectoryBatch
+from llmtrack.policy import LMPolicy, check_not_shared, frozen_reference
+from llmtrack.rollout import generate
+from llmtrack.tasks import Task
+from llmtrack.tasks.base import check_count
+
+__all__ = ["RLHFConfig", "ResponseSource", "KLPenalisedReward", "Scorer", "as_scorer", "train_rlhf"]
+
+Scorer = Callable[[TrajectoryBatch], Tensor]
+"""r(x, y) for each row of a token batch, (B,): a reward model's ``score`` or a task's gold reward."""
+
+
+def as_scorer(scorer: Any) -> Scorer:
+    """A reward model (anything with ``score(batch)``) or a callable, as a plain function (B,)."""
+    if callable(getattr(scorer, "score", None)):
+        return scorer.score
+    if callable(scorer):
+        return scorer
+    raise ValueError("scorer: must be a reward model with score(batch) -> (B,) or a callable batch -> (B,)")
+
+
+def last_step(mask: Tensor) -> Tensor:
+    """(B, T) bool: True at each row's last real step (where the response ends)."""
+    lengths = mask.long().sum(1)
+    out = torch.zeros_like(mask)
+    rows = lengths > 0
+    out[rows.nonzero().squeeze(-1), lengths[rows] - 1] = True
+    return out
+
+
+class ResponseSource:
+    """minirl's batch source for a language model: sample responses to fresh prompts.
+
+    Each call draws ``n_prompts`` prompts from the task's rho0, repeats each ``group_size`` times
+    (consecutive rows, for the group estimators), samples the policy's responses and, if the
+    policy has a value head, adds what GAE needs: V(s_t), V(s_{t+1}) (0 after the last step) and
+    where each response ends. ``info["episode_returns"]`` holds the *gold* reward for logging
+    only; the learner's reward is PPO's ``reward_fn``.
+    """
+
+    def __init__(self, policy: LMPolicy, task: Task, n_prompts: int = 32, group_size: int = 1, seed: int = 0):
+        self.policy, self.task = policy, task
+        self.n_prompts = check_count(n_prompts, "n_prompts")
+        self.group_size = check_count(group_size, "group_size")
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @torch.no_grad()
+    def __call__(self) -> TrajectoryBatch:
+        prompts = self.task.sample_prompts(self.n_prompts, self.generator)
+        prompts = [p for p in prompts for _ in range(self.group_size)]
+        batch = generate(self.policy, prompts, self.task.max_new_tokens, generator=self.generator)
+        end = last_step(batch.mask)
+        info: dict[str, Any] = {"group_size": self.group_size, "episode_end": end,
+                                "episode_returns": self.task.gold_reward(batch).tolist()}
+        values = None
+        if self.policy.value_head is not None:
+            values = self.policy.values(batch).float().cpu()
+            info["next_values"] = torch.cat([values[:, 1:], torch.zeros(batch.batch_size, 1)], 1) * ~end
+        return batch.replace(values=values, info=info)
+
+
+class KLPenalisedReward:
+    """PPO's ``reward_fn``: r_t = -beta (log pi_old - log pi_ref)(a_t|s_t), plus r(x, y) at the last step.
+
+    ``last_stats`` keeps the batch means of the score, of the sequence KL estimate
+    sum_t log pi_old/pi_ref (its mean estimates KL(pi_old || pi_ref)) and of the total return.
+    """
+
+    def __init__(self, scorer: Any, reference: LMPolicy, beta: float):
+        if not (isinstance(beta, (int, float)) and beta >= 0):
+            raise ValueError(f"beta: the KL coefficient must be >= 0, got {beta!r}")
+        self.scorer, self.reference, self.beta = as_scorer(scorer), reference, float(beta)
+        self.last_stats: dict[str, float] = {}
+
+    @torch.no_grad()
+    def __call__(self, batch: TrajectoryBatch) -> Tensor:
+        if batch.log_probs is None:
+            raise ValueError("batch: needs the sampling policy's log_probs")
+        log_ratio = (batch.log_probs.float() - self.reference.log_prob(batch).float().cpu()) * batch.mask
+        score = self.scorer(batch).float().cpu()
+        rewards = -self.beta * log_ratio
+        rewards[last_step(batch.mask)] += score[batch.mask.long().sum(1) > 0]
+        kl = log_ratio.sum(1)
+        self.last_stats = {"reward/score": score.mean().item(), "reward/kl": kl.mean().item(),
+                           "reward/return": (score - self.beta * kl).mean().item()}
+        return rewards
+
+
+@dataclass(frozen=True)
+class RLHFConfig:
+    """One policy-optimisation run against a scorer (module docstring)."""
+
+    beta: float = 1.0
+    """KL coefficient: the optimum is pi_ref exp(r / beta) / Z (the Markov task's answer key uses task.beta)."""
+    total_tokens: int = 20_000
+    """Response tokens to sample in all (PPO's step budget)."""
+    n_prompts: int = 32
+    """Prompts per batch."""
+    group_size: int = 1
+    """Responses per prompt (>= 2 for rloo / grpo)."""
+    ppo: PPOConfig = field(default_factory=lambda: PPOConfig(lr=3e-4, gamma=1.0, gae_lambda=0.95, n_epochs=4,
+                                                              n_minibatches=4, anneal_lr=False, max_grad_norm=1.0))
+    """minirl's PPO settings; ``ppo.advantage`` picks GAE (PPO) or a Monte-Carlo estimator."""
+    seed: int = 0
+    """Seeds the prompts and sampling (``ppo.seed`` the minibatches)."""
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.beta, (int, float)) and self.beta > 0):
+            raise ValueError(f"beta: must be > 0, got {self.beta!r}")
+        for name in ("total_tokens", "n_prompts", "group_size"):
+            check_count(getattr(self, name), name)
+        if self.ppo.advantage != "gae" and self.ppo.advantage != "reinforce" and self.group_size < 2:
+            raise ValueError(f"group_size: advantage {self.ppo.advantage!r} needs >= 2 responses per prompt, "
+                             f"got {self.group_size}")
+
+
+def train_rlhf(policy: LMPolicy, task: Task, scorer: Any, config: RLHFConfig = RLHFConfig(),
+               reference: LMPolicy | None = None,
+               callback: Callable[[dict[str, Any]], bool | None] | None = None) -> list[dict[str, Any]]:
+    """Optimise ``policy`` in place against ``scorer`` with a per-token KL penalty to ``reference``.
+
+    PPO (``config.ppo.advantage == "gae"``) needs a value head; one is attached (zero-initialised)
+    if the policy has none. ``reference`` defaults to a frozen copy of the policy as it is now.
+    Returns PPO's history; each record also has the reward's 'reward/score', 'reward/kl' and
+    'reward/return' and, under 'episode_return', the mean *gold* reward of the batch.
+    """
+    scorer = as_scorer(scorer)
+    if config.ppo.advantage == "gae" and policy.value_head is None:
+        policy.add_value_head()
+    reference = frozen_reference(policy) if reference is None else reference
+    check_not_shared(policy, reference)
+    reward = KLPenalisedReward(scorer, reference, config.beta)
+    source = ResponseSource(policy, task, config.n_prompts, config.group_size, config.seed)
+    value_fn = policy if config.ppo.advantage == "gae" else None
+    ppo = PPO(policy, value_fn, config.ppo)
+
+    def record(stats: dict[str, Any]) -> bool | None:
+        stats.update(reward.last_stats)
+        return callback(stats) if callback is not None else None
+
+    return ppo.train(source, config.total_tokens, reward_fn=reward, callback=record, progress=config.progress)
