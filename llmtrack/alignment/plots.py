@@ -1,0 +1,103 @@
+"""Figures of the alignment experiments. They read result rows only (matplotlib imported inside).
+
+    optimal_frontier_figure      gold reward vs KL(pi || pi_ref): the exact optimum's curve (EQUATIONS.md §6)
+                                 with any methods' points under it
+    best_of_n_kl_figure          KL(pi_BoN || pi_ref) vs N against log N - (N - 1)/N (EQUATIONS.md §6)
+    overoptimisation_figure      proxy and gold reward vs d = sqrt(KL) with Gao et al.'s fitted curves
+                                 (EQUATIONS.md §8)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from llmtrack.alignment.overoptimisation import GaoFit
+
+__all__ = ["optimal_frontier_figure", "best_of_n_kl_figure", "overoptimisation_figure"]
+
+
+def _column(rows: Sequence[Mapping[str, float]], key: str, field: str = "rows") -> np.ndarray:
+    if len(rows) == 0:
+        raise ValueError(f"{field}: need at least one row")
+    if any(key not in r for r in rows):
+        raise ValueError(f"{field}: every row needs the key {key!r}")
+    return np.array([float(r[key]) for r in rows])
+
+
+def optimal_frontier_figure(frontier: Sequence[Mapping[str, float]],
+                            points: Mapping[str, Sequence[Mapping[str, float]]] | None = None) -> "Figure":
+    """Gold reward vs KL(pi || pi_ref) along the exact optimum pi*_beta (rows of
+    :func:`~llmtrack.alignment.answer_key.optimal_frontier`), beta annotated; ``points`` maps a method's
+    name to rows with "kl" (or "kl_to_ref") and "gold_reward" (or "gold"), drawn as markers."""
+    import matplotlib.pyplot as plt
+
+    kl, gold, beta = (_column(frontier, k, "frontier") for k in ("kl_to_ref", "gold_reward", "beta"))
+    order = np.argsort(kl)
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    ax.plot(kl[order], gold[order], "-", color="black", label=r"exact optimum $\pi^*_\beta$")
+    for x, y, b in zip(kl, gold, beta):
+        ax.annotate(f"β={b:g}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
+    for name, rows in (points or {}).items():
+        kk = "kl" if all("kl" in r for r in rows) else "kl_to_ref"
+        gk = "gold_reward" if all("gold_reward" in r for r in rows) else "gold"
+        ax.plot(_column(rows, kk, name), _column(rows, gk, name), "o--", ms=4, label=name)
+    ax.set(xlabel=r"KL($\pi$ || $\pi_{ref}$) (nats)", ylabel="expected gold reward",
+           title="reward-KL frontier (EQUATIONS.md §6)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def best_of_n_kl_figure(rows: Sequence[Mapping[str, float]]) -> "Figure":
+    """KL(pi_BoN || pi_ref) against N (log axis) with the bound log N - (N-1)/N; rows of
+    :func:`~llmtrack.alignment.best_of_n.exact_best_of_n` (key "kl") and optional "kl_mc"/"kl_mc_se"."""
+    import matplotlib.pyplot as plt
+
+    n = _column(rows, "n")
+    grid = np.geomspace(1, n.max(), 200)
+    fig, ax = plt.subplots(figsize=(5.2, 4.0))
+    ax.plot(grid, np.log(grid) - (grid - 1) / grid, "--", color="gray", label=r"bound $\log N - (N-1)/N$")
+    ax.plot(n, _column(rows, "kl"), "o-", color="tab:blue", label="exact")
+    if all("kl_mc" in r for r in rows):
+        se = _column(rows, "kl_mc_se") if all("kl_mc_se" in r for r in rows) else None
+        ax.errorbar(n, _column(rows, "kl_mc"), yerr=se, fmt="x", color="tab:orange", capsize=3, label="Monte Carlo")
+    ax.set(xscale="log", xlabel="N", ylabel=r"KL($\pi_{BoN}$ || $\pi_{ref}$) (nats)",
+           title="Best-of-N: KL to the reference")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def overoptimisation_figure(rows: Sequence[Mapping[str, float]], gold_fit: "GaoFit | None" = None,
+                            proxy_fit: "GaoFit | None" = None, gold_key: str = "gold",
+                            proxy_key: str = "proxy") -> "Figure":
+    """Proxy and gold reward vs d = sqrt(KL) (Gao et al. 2023; EQUATIONS.md §8): rows with "kl" and the
+    two reward keys (:func:`~llmtrack.alignment.overoptimisation.best_of_n_curve` rows, or
+    :func:`~llmtrack.alignment.best_of_n.exact_best_of_n` rows with gold_key="gold_reward",
+    proxy_key="proxy_reward"); fitted curves drawn where given. Two y-axes: the proxy's scale is its own."""
+    import matplotlib.pyplot as plt
+
+    d = np.sqrt(_column(rows, "kl"))
+    gold, proxy = _column(rows, gold_key), _column(rows, proxy_key)
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    ax.plot(d, gold, "o", color="tab:green", label="gold")
+    ax2 = ax.twinx()
+    ax2.plot(d, proxy, "s", color="tab:purple", label="proxy")
+    grid = np.linspace(0, d.max(), 200)
+    for fit, axis, color, offset in ((gold_fit, ax, "tab:green", gold[np.argmin(d)]),
+                                     (proxy_fit, ax2, "tab:purple", proxy[np.argmin(d)])):
+        if fit is not None:
+            axis.plot(grid, offset + fit.predict(grid ** 2), "-", color=color,
+                      label=rf"fit ({fit.form}): $\alpha$={fit.alpha:.2f}, $\beta$={fit.beta:.2f}, $R^2$={fit.r2:.2f}")
+    ax.set(xlabel=r"$d = \sqrt{KL(\pi || \pi_{ref})}$", ylabel="gold reward", title="reward over-optimisation")
+    ax2.set_ylabel("proxy reward")
+    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
+    ax.legend(lines, labels, fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
