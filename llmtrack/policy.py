@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from minirl.data import TrajectoryBatch
-from minirl.policies import sample_categorical
+from minirl.policies import check_not_shared, sample_categorical
 from llmtrack.models import resolve_device
 from llmtrack.tokenizer import BOS, MASK, PAD, UNK
 
@@ -179,10 +179,3 @@ def frozen_reference(policy: LMPolicy) -> LMPolicy:
     for p in ref.parameters():
         p.requires_grad_(False)
     return ref
-
-
-def check_not_shared(policy: nn.Module, reference: nn.Module) -> None:
-    """Refuse a reference model that shares parameters with the policy (it would move with it)."""
-    ours = {p.data_ptr() for p in policy.parameters()}
-    if any(p.data_ptr() in ours for p in reference.parameters()):
-        raise ValueError("reference: shares parameters with the policy; pass a frozen copy (frozen_reference)")

@@ -105,12 +105,12 @@ class TrajectoryBatch:
 
     def masked_mean(self, x: Tensor) -> Tensor:
         """Mean of a per-step quantity x (B, T) over the real steps."""
-        m = self.mask.to(x.dtype)
+        m = self.mask.to(device=x.device, dtype=x.dtype)
         return (x * m).sum() / m.sum().clamp_min(1.0)
 
     def masked_sum(self, x: Tensor) -> Tensor:
         """Per-trajectory sum of x (B, T) over real steps, shape (B,): e.g. sequence log-prob."""
-        return (x * self.mask.to(x.dtype)).sum(dim=1)
+        return (x * self.mask.to(device=x.device, dtype=x.dtype)).sum(dim=1)
 
     @staticmethod
     def cat(batches: Sequence["TrajectoryBatch"]) -> "TrajectoryBatch":

@@ -41,8 +41,8 @@ def discriminator_loss(h_demo: Tensor, h_policy: Tensor, w_demo: Tensor | None =
     The expectations are weighted means (weights: e.g. masks, or exact occupancy measures); its
     minimiser is h* = log rho_demo / rho_pi, the density ratio every reward rule is built on.
     """
-    w_demo = torch.ones_like(h_demo) if w_demo is None else w_demo.to(h_demo.dtype)
-    w_policy = torch.ones_like(h_policy) if w_policy is None else w_policy.to(h_policy.dtype)
+    w_demo = torch.ones_like(h_demo) if w_demo is None else w_demo.to(h_demo)
+    w_policy = torch.ones_like(h_policy) if w_policy is None else w_policy.to(h_policy)
     # BEGIN SOLUTION
     loss_demo = (w_demo * F.softplus(-h_demo)).sum() / w_demo.sum()  # -log sigma(h)
     loss_policy = (w_policy * F.softplus(h_policy)).sum() / w_policy.sum()  # -log(1 - sigma(h))

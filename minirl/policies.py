@@ -53,6 +53,7 @@ __all__ = [
     "ValueFunction",
     "ValueMLP",
     "TabularValue",
+    "check_not_shared",
 ]
 
 
@@ -393,3 +394,10 @@ class TabularValue(nn.Module):
     def values(self, batch: TrajectoryBatch) -> Tensor:
         v = self.value(torch.where(batch.mask, batch.obs.long(), 0))  # (B, T); padding may hold any id
         return torch.where(batch.mask, v, torch.zeros_like(v))
+
+
+def check_not_shared(policy: nn.Module, reference: nn.Module) -> None:
+    """Refuse a reference model that shares parameters with the policy (it would move with it)."""
+    ours = {p.data_ptr() for p in policy.parameters()}
+    if any(p.data_ptr() in ours for p in reference.parameters()):
+        raise ValueError("reference: shares parameters with the policy; pass a frozen copy (frozen_reference)")

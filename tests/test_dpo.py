@@ -103,3 +103,14 @@ def test_bad_input_is_refused():
     hard = Preferences(prefs.chosen, prefs.rejected)
     with pytest.raises(ValueError, match="use_strength=True needs Preferences.strength"):
         train_dpo(policy, TabularPolicy(1, 3), hard, DPOConfig(use_strength=True))
+
+
+def test_a_reference_sharing_parameters_with_the_policy_is_refused():
+    """A reference that shares a tensor with the policy would move with it: refused before any step."""
+    policy = TabularPolicy(3, 2)
+    reference = TabularPolicy(3, 2)
+    reference.theta = policy.theta  # the same Parameter object: shared storage
+    chosen = TrajectoryBatch(obs=torch.tensor([[0]]), actions=torch.tensor([[0]]), mask=torch.ones(1, 1, dtype=torch.bool))
+    rejected = chosen.replace(actions=torch.tensor([[1]]))
+    with pytest.raises(ValueError, match="reference"):
+        train_dpo(policy, reference, Preferences(chosen, rejected), DPOConfig(n_updates=1))

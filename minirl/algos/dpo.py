@@ -28,7 +28,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from minirl.data import Preferences, TrajectoryBatch
-from minirl.policies import Policy
+from minirl.policies import Policy, check_not_shared
 
 __all__ = ["dpo_loss", "sequence_log_prob", "DPOConfig", "train_dpo"]
 
@@ -91,6 +91,7 @@ def train_dpo(policy: Policy, reference: Policy, prefs: Preferences,
     """Fit ``policy`` (a torch module) to ``prefs`` by DPO against the frozen ``reference``, in place."""
     if policy is reference:
         raise ValueError("reference: must be a frozen copy, not the policy being trained")
+    check_not_shared(policy, reference)  # a shared tensor would move with the policy
     if config.use_strength and prefs.strength is None:
         raise ValueError("prefs: use_strength=True needs Preferences.strength (label probabilities)")
     if config.use_strength and not bool(((prefs.strength >= 0) & (prefs.strength <= 1)).all()):

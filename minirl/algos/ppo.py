@@ -126,6 +126,10 @@ def ppo_loss(log_probs: Tensor, old_log_probs: Tensor, advantages: Tensor, value
         'stats/approx_kl' (mean of (rho - 1) - log rho, an unbiased, non-negative estimate of
         KL(pi_old || pi)) and 'stats/clip_fraction' (share of steps with |rho - 1| > eps).
     """
+    # a policy on an accelerator returns its log-probs there; the batch's tensors follow them
+    old_log_probs, advantages, old_values, returns, mask = (x.to(log_probs.device) for x in
+                                                            (old_log_probs, advantages, old_values, returns, mask))
+    values, entropy = values.to(log_probs.device), entropy.to(log_probs.device)
     m = mask.to(log_probs.dtype)
     n = m.sum().clamp_min(1.0)
 
