@@ -36,25 +36,13 @@ from torch import Tensor
 
 from minirl.algos.ppo import PPO, PPOConfig
 from minirl.data import TrajectoryBatch
+from llmtrack.alignment.best_of_n import as_scorer
 from llmtrack.policy import LMPolicy, check_not_shared, frozen_reference
 from llmtrack.rollout import generate
 from llmtrack.tasks import Task
 from llmtrack.tasks.base import check_count
 
-__all__ = ["RLHFConfig", "ResponseSource", "KLPenalisedReward", "Scorer", "as_scorer", "train_rlhf"]
-
-Scorer = Callable[[TrajectoryBatch], Tensor]
-"""r(x, y) for each row of a token batch, (B,): a reward model's ``score`` or a task's gold reward."""
-
-
-def as_scorer(scorer: Any) -> Scorer:
-    """A reward model (anything with ``score(batch)``) or a callable, as a plain function (B,)."""
-    if callable(getattr(scorer, "score", None)):
-        return scorer.score
-    if callable(scorer):
-        return scorer
-    raise ValueError("scorer: must be a reward model with score(batch) -> (B,) or a callable batch -> (B,)")
-
+__all__ = ["RLHFConfig", "ResponseSource", "KLPenalisedReward", "last_step", "train_rlhf"]
 
 def last_step(mask: Tensor) -> Tensor:
     """(B, T) bool: True at each row's last real step (where the response ends)."""
@@ -103,10 +91,11 @@ class KLPenalisedReward:
     sum_t log pi_old/pi_ref (its mean estimates KL(pi_old || pi_ref)) and of the total return.
     """
 
-    def __init__(self, scorer: Any, reference: LMPolicy, beta: float):
+    def __init__(self, scorer: Any, reference: LMPolicy, beta: float, task: Task | None = None):
         if not (isinstance(beta, (int, float)) and beta >= 0):
             raise ValueError(f"beta: the KL coefficient must be >= 0, got {beta!r}")
-        self.scorer, self.reference, self.beta = as_scorer(scorer), reference, float(beta)
+        # a scorer (reward model, callable, or None = the task's gold reward, for the answer key)
+        self.scorer, self.reference, self.beta = as_scorer(scorer, task), reference, float(beta)
         self.last_stats: dict[str, float] = {}
 
     @torch.no_grad()
@@ -157,12 +146,15 @@ def train_rlhf(policy: LMPolicy, task: Task, scorer: Any, config: RLHFConfig = R
                callback: Callable[[dict[str, Any]], bool | None] | None = None) -> list[dict[str, Any]]:
     """Optimise ``policy`` in place against ``scorer`` with a per-token KL penalty to ``reference``.
 
+    ``scorer``: a reward model (``score(batch)``), a callable batch -> (B,), or None for the
+    task's gold reward (then the optimum is the Markov task's answer key exactly).
+
     PPO (``config.ppo.advantage == "gae"``) needs a value head; one is attached (zero-initialised)
     if the policy has none. ``reference`` defaults to a frozen copy of the policy as it is now.
     Returns PPO's history; each record also has the reward's 'reward/score', 'reward/kl' and
     'reward/return' and, under 'episode_return', the mean *gold* reward of the batch.
     """
-    scorer = as_scorer(scorer)
+    scorer = as_scorer(scorer, task)
     if config.ppo.advantage == "gae" and policy.value_head is None:
         policy.add_value_head()
     reference = frozen_reference(policy) if reference is None else reference
