@@ -3,6 +3,8 @@
     llmtrack sft --task {markov,sort} [--size nano|small|base] [--algo bc|dagger] [--seed N]
                  [--family gpt2|llama] [--checkpoint DIR] [--out DIR] [--device D] [--threads N] [--json]
     llmtrack demo exposure-bias [--size S] [--family F] [--seed N] [--out DIR] [--json]
+    llmtrack pipeline --task markov [--size S] [--family F] [--seed N] [--noise P] [--fast] [--out DIR] [--json]
+    llmtrack {rm,dpo,ppo,grpo,afd,bon} --task markov [same options]   one stage of the pipeline
 
 Arguments are validated before any work (:class:`llmtrack.pipelines.recipe.SFTRunConfig`):
 bad input prints ``llmtrack: error: <field>: <rule>`` and exits with status 2.
@@ -58,6 +60,52 @@ def _exposure_bias(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     return summary
 
 
+def _pipeline_config(args: argparse.Namespace) -> Any:
+    from llmtrack.pipelines.alignment import METHODS, PipelineConfig
+
+    methods = METHODS if args.command == "pipeline" else (args.command,)
+    fields = dict(task=args.task, size=args.size, family=args.family, seed=args.seed, methods=methods,
+                  preference_noise=args.noise, device=args.device, progress=not args.json)
+    return PipelineConfig.fast(**fields) if args.fast else PipelineConfig(**fields)
+
+
+def _pipeline(config: Any, args: argparse.Namespace) -> dict[str, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from minirl.cli import _save_figure
+    from llmtrack.alignment.plots import optimal_frontier_figure
+    from llmtrack.pipelines.alignment import run_pipeline
+
+    result = run_pipeline(config)
+    summary = result.summary()
+    if result.methods:
+        points = {name: [row] for name, row in result.methods.items() if row.get("kl_to_ref") is not None}
+        points["base"] = [result.base]
+        name = "pipeline" if args.command == "pipeline" else args.command
+        figure = _save_figure(optimal_frontier_figure(result.frontier, points), Path(args.out or "figures"),
+                              f"{name}_frontier.png")
+        summary["figure"] = str(figure)
+    if not args.json:
+        print(result.table())
+        if "figure" in summary:
+            print(f"figure: {summary['figure']}")
+    return summary
+
+
+def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", required=True, help="markov (the task with an exact optimum)")
+    p.add_argument("--size", default="nano", help="model size preset: nano | small | base (default nano)")
+    p.add_argument("--family", default="gpt2", help="gpt2 | llama (default gpt2)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--noise", type=float, default=0.0, help="preference-label flip probability (default 0)")
+    p.add_argument("--fast", action="store_true", help="small budgets (tests, notebooks)")
+    p.add_argument("--device", default="cpu", help="cpu (default, reproducible) | cuda | auto")
+    p.add_argument("--out", default=None, help="folder for the reward-KL figure (default ./figures)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.set_defaults(configure=_pipeline_config, run=_pipeline)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmtrack", description="Language-model post-training on toy languages.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +134,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default=None, help="folder for the figure (default ./figures)")
     d.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     d.set_defaults(configure=_exposure_bias_config, run=_exposure_bias)
+    p = commands.add_parser("pipeline", help="base -> SFT -> RM -> {DPO, PPO, GRPO, AfD, best-of-N} vs the exact optimum",
+                            description="Every alignment method from one base model, scored by gold reward, "
+                                        "KL to pi_ref and KL to the exact optimum pi*_beta of the Markov task.")
+    _add_pipeline_options(p)
+    stages = {"rm": "train and evaluate the reward model", "dpo": "DPO on preference pairs",
+              "ppo": "PPO-RLHF against the reward model", "grpo": "GRPO against the reward model",
+              "afd": "alignment from demonstrations (adversarial, reverse KL)",
+              "bon": "best-of-N sampling with the reward model"}
+    for stage, text in stages.items():
+        _add_pipeline_options(commands.add_parser(stage, help=text, description=f"One pipeline stage: {text}."))
     return parser
 
 
