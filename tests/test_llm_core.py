@@ -1,6 +1,7 @@
 """llmtrack's world: tokenizer, model presets, the LM policy adapter, TokenMDP and generation."""
 
 import doctest
+from pathlib import Path
 
 import gymnasium as gym
 from gymnasium.utils.env_checker import check_env
@@ -173,3 +174,22 @@ def test_value_head_reference_and_bad_inputs(tok):
         policy.sample(torch.zeros(1, 80, dtype=torch.long) + 5)  # longer than the 64 positions
     with pytest.raises(ValueError, match="max_new_tokens"):
         generate(policy, [ids(tok, "sky")], 0)
+
+
+def test_an_interrupted_save_leaves_the_last_good_checkpoint(tmp_path):
+    """save_model writes to a temporary sibling and renames: a crash mid-write changes nothing."""
+    good = build_model("nano", 20, seed=0)
+    path = save_model(good, tmp_path / "ckpt")
+    other = build_model("nano", 20, seed=1)
+
+    def crash(folder, **kwargs):
+        (Path(folder) / "model.safetensors").write_bytes(b"half a file")
+        raise KeyboardInterrupt
+
+    other.save_pretrained = crash
+    with pytest.raises(KeyboardInterrupt):
+        save_model(other, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary folder left behind
+    loaded = load_model(path)
+    for a, b in zip(loaded.state_dict().values(), good.state_dict().values()):
+        assert torch.equal(a, b)
