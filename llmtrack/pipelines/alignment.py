@@ -243,7 +243,8 @@ class PipelineResult:
                          f"{rm['gold_correlation']:.3f}, {rm['wall_s']:.1f} s")
         if "bon" in self.methods:
             lines.append(f"best-of-{self.config.bon_n}: KL bound log N - (N-1)/N = {self.methods['bon']['kl_bound']:.3f} "
-                         "(to the base LM, not pi_ref)")
+                         "(to the SFT model it samples from, not pi_ref)")
+        lines.append(f"wall time {self.wall_s:.1f} s")
         return "\n".join(lines)
 
 
