@@ -277,3 +277,32 @@ def test_gaussian_policy_labels_with_its_mean_action():
     batch = TrajectoryBatch(obs=obs, actions=torch.zeros(2, 4, 2), mask=torch.ones(2, 4, dtype=torch.bool))
     torch.testing.assert_close(policy.label(batch), policy.mean(obs))
     assert policy.label(batch).shape == (2, 4, 2)
+
+
+@pytest.mark.parametrize("estimator", ["reinforce", "rloo", "grpo"])
+def test_monte_carlo_estimators_reach_the_kl_regularised_optimum_of_a_bandit(estimator):
+    """On a K-armed bandit with reward r - beta (log pi_old - log pi_ref) (EQUATIONS.md §6), PPO's
+    update with each Monte-Carlo advantage, fed by a batch source, converges to
+    pi* = pi_ref exp(r / beta) / Z -- the same fixed point, another estimator."""
+    r = torch.tensor([1.0, 0.5, 0.0, -0.5])
+    pi_ref = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    beta, G = 0.5, 8
+    target = pi_ref * torch.exp(r / beta)
+    target = target / target.sum()
+    policy = TabularPolicy(1, 4)
+    generator = torch.Generator().manual_seed(0)
+
+    def source() -> TrajectoryBatch:
+        obs = torch.zeros(32 * G, 1, dtype=torch.long)
+        actions, log_probs = policy.sample(obs[:, 0], generator=generator)
+        return TrajectoryBatch(obs=obs, actions=actions[:, None], mask=torch.ones(32 * G, 1, dtype=torch.bool),
+                               log_probs=log_probs[:, None], info={"group_size": G})
+
+    def reward(batch: TrajectoryBatch) -> torch.Tensor:
+        a = batch.actions[:, 0]
+        return (r[a] - beta * (batch.log_probs[:, 0] - pi_ref[a].log()))[:, None]
+
+    config = PPOConfig(advantage=estimator, lr=0.05, n_epochs=2, n_minibatches=2, seed=0)
+    PPO(policy, None, config).train(source, 256 * 300, reward_fn=reward)
+    pi = torch.softmax(policy.theta[0].detach(), -1)
+    assert torch.allclose(pi, target, atol=0.03), (estimator, pi, target)
