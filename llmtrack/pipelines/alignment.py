@@ -257,9 +257,8 @@ def diversity(policy: LMPolicy, samples: TrajectoryBatch) -> dict[str, float]:
     """distinct_2 = unique response bigrams / all response bigrams; entropy_per_token = mean over real
     steps of H(pi(.|s_t)) (exact per step) on the policy's own samples."""
     rows = [r[m].tolist() for r, m in zip(samples.actions, samples.mask)]
-    bigrams = [(p, x, y) for p, r in zip(samples.obs[:, : samples.obs.shape[1] - samples.horizon].tolist(), rows)
-               for x, y in zip(r, r[1:])]
-    unique = len({b[1:] for b in bigrams})
+    bigrams = [(x, y) for r in rows for x, y in zip(r, r[1:])]
+    unique = len(set(bigrams))
     with torch.no_grad():
         h = policy.entropy(samples).cpu()
     return {"distinct_2": unique / max(len(bigrams), 1),
