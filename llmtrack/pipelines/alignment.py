@@ -204,6 +204,11 @@ class PipelineResult:
     frontier: list[dict[str, float]]
     histories: dict[str, Any] = field(default_factory=dict)
     wall_s: float = 0.0
+    policies: dict[str, LMPolicy] = field(default_factory=dict)
+    """The trained models, in memory: "base", "sft" (when run or needed) and each method's (not best-of-N,
+    which is a sampling procedure over "sft"); for notebooks and follow-up experiments."""
+    reward_model_object: LMRewardModel | None = None
+    """The trained (frozen) reward model, if one was trained."""
 
     def summary(self) -> dict[str, Any]:
         c = self.config
@@ -315,6 +320,7 @@ def run_pipeline(config: PipelineConfig = PipelineConfig()) -> PipelineResult:
         return row
 
     sft_policy = None
+    policies: dict[str, LMPolicy] = {"base": base}
     for name in METHODS:
         if name not in wanted and not (name == "sft" and needs_sft):
             continue
@@ -349,6 +355,8 @@ def run_pipeline(config: PipelineConfig = PipelineConfig()) -> PipelineResult:
         counter.close()
         if name == "sft":
             sft_policy = policy
+        if name != "bon":
+            policies[name] = policy
         if name not in wanted:
             continue
         if name == "bon":
@@ -373,4 +381,4 @@ def run_pipeline(config: PipelineConfig = PipelineConfig()) -> PipelineResult:
     frontier = optimal_frontier(task, [beta * f for f in (0.5, 0.75, 1.0, 1.5, 2.0, 4.0)])
     return PipelineResult(config=config, methods=methods, reward_model=None if rm_row is None else _rounded(rm_row),
                           base=base_row, optimum=_rounded(optimum), frontier=frontier, histories=histories,
-                          wall_s=time.perf_counter() - start)
+                          wall_s=time.perf_counter() - start, policies=policies, reward_model_object=rm)

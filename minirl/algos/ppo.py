@@ -89,8 +89,10 @@ def sequence_advantages(rewards: Tensor, mask: Tensor, group_size: int, estimato
     B = rewards.shape[0]
     if group_size < 1 or B % group_size:
         raise ValueError(f"group_size: {B} rows do not split into groups of {group_size}")
-    scores = (rewards * mask.to(rewards.dtype)).sum(1).reshape(B // group_size, group_size)
-    per_row = group_advantages(scores, estimator).reshape(B, 1)
+    # summed in float64: GRPO divides by the group's std, which would blow float32 rounding up into
+    # advantages of ~0.1 when a group's returns are equal (e.g. at the optimum)
+    scores = (rewards.double() * mask).sum(1).reshape(B // group_size, group_size)
+    per_row = group_advantages(scores, estimator).reshape(B, 1).to(rewards.dtype)
     return per_row * mask.to(rewards.dtype)
 
 
