@@ -95,7 +95,7 @@ class PipelineConfig:
     """Demonstrations of the demonstrator for SFT and AfD."""
     sft_updates: int = 300
     """BC updates of SFT (minibatches of 64 at 3e-4: TASK_TRAINING["markov"])."""
-    n_preferences: int = 4000
+    n_preferences: int = 16_000
     """Preference pairs (from pi_ref, Bradley-Terry labels from the gold reward) for the RM and DPO."""
     preference_noise: float = 0.0
     """Probability of flipping each label."""
