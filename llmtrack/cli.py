@@ -3,6 +3,7 @@
     llmtrack sft --task {markov,sort} [--size nano|small|base] [--algo bc|dagger] [--seed N]
                  [--family gpt2|llama] [--checkpoint DIR] [--out DIR] [--device D] [--threads N] [--json]
     llmtrack demo exposure-bias [--size S] [--family F] [--seed N] [--out DIR] [--json]
+    llmtrack demo reward-noise [--seeds K] [--fast] [--out DIR] [--json]
     llmtrack pipeline --task markov [--size S] [--family F] [--seed N] [--noise P] [--fast] [--out DIR] [--json]
     llmtrack {rm,dpo,ppo,grpo,afd,bon} --task markov [same options]   one stage of the pipeline
 
@@ -58,6 +59,31 @@ def _exposure_bias(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         print(result.table())
         print(f"figure: {figure}")
     return summary
+
+
+def _reward_noise_config(args: argparse.Namespace) -> Any:
+    from llmtrack.experiments.reward_noise import RewardNoiseConfig
+
+    if args.seeds < 1:
+        raise ValueError(f"seeds: must be >= 1, got {args.seeds}")
+    return RewardNoiseConfig(seeds=tuple(range(args.seeds)), fast=args.fast, device=args.device,
+                             progress=not args.json)
+
+
+def _reward_noise(config: Any, args: argparse.Namespace) -> dict[str, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from minirl.cli import _save_figure
+    from llmtrack.experiments.reward_noise import reward_noise_table, run_reward_noise, summarize_reward_noise
+    from llmtrack.plots import reward_noise_figure
+
+    rows = run_reward_noise(config)
+    figure = _save_figure(reward_noise_figure(rows), Path(args.out or "figures"), "reward_noise.png")
+    if not args.json:
+        print(reward_noise_table(rows))
+        print(f"figure: {figure}")
+    return {"rows": rows, "summary": summarize_reward_noise(rows), "figure": str(figure)}
 
 
 def _pipeline_config(args: argparse.Namespace) -> Any:
@@ -134,6 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default=None, help="folder for the figure (default ./figures)")
     d.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     d.set_defaults(configure=_exposure_bias_config, run=_exposure_bias)
+    d = demos.add_parser("reward-noise", help="reward models (BT vs classification, transformer vs frozen linear "
+                                              "head) against preference-label noise")
+    d.add_argument("--seeds", type=int, default=3, help="seeds 0..K-1 (default 3)")
+    d.add_argument("--fast", action="store_true", help="small budgets (one noise pair, minutes -> seconds)")
+    d.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
+    d.add_argument("--out", default=None, help="folder for the figure (default ./figures)")
+    d.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    d.set_defaults(configure=_reward_noise_config, run=_reward_noise)
     p = commands.add_parser("pipeline", help="base -> SFT -> RM -> {DPO, PPO, GRPO, AfD, best-of-N} vs the exact optimum",
                             description="Every alignment method from one base model, scored by gold reward, "
                                         "KL to pi_ref and KL to the exact optimum pi*_beta of the Markov task.")

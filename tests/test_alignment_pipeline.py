@@ -33,6 +33,8 @@ def test_cli_refuses_before_any_work(capsys):
     assert "error: task:" in capsys.readouterr().err
     assert main(["ppo", "--task", "markov", "--size", "tiny", "--json"]) == 2
     assert "error: size:" in capsys.readouterr().err
+    assert main(["demo", "reward-noise", "--seeds", "0", "--json"]) == 2
+    assert "error: seeds:" in capsys.readouterr().err
 
 
 def test_every_method_is_scored_against_the_answer_key(fast_run):
