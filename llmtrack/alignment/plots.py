@@ -101,3 +101,50 @@ def overoptimisation_figure(rows: Sequence[Mapping[str, float]], gold_fit: "GaoF
     ax.legend(lines, labels, fontsize=7, loc="upper left")
     fig.tight_layout()
     return fig
+
+
+def overoptimisation_experiment_figure(result: Mapping) -> "Figure":
+    """The over-optimisation experiment (:func:`llmtrack.experiments.overoptimisation.run_overoptimisation`):
+    gold gain (top) and proxy gain (bottom) against d = sqrt(KL(pi || pi_0)), Best-of-N (left) and PPO
+    (right), optimising the single proxy and the ensemble's mean - k std; Gao et al.'s fitted gold curves
+    dashed (EQUATIONS.md §8). Gains are relative to pi_0 (N = 1, PPO step 0)."""
+    import matplotlib.pyplot as plt
+
+    curves, fits = result["curves"], result["fits"]
+    k = result.get("config", {}).get("ensemble_k")
+    labels = {"proxy": "proxy", "ensemble": "ensemble" + (f" (mean − {k:g} std)" if k is not None else "")}
+    colours = {"proxy": "tab:red", "ensemble": "tab:blue"}
+    titles = {"bon": "Best-of-N", "ppo": "PPO (checkpoints along training)"}
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), sharex="col")
+    for col, method in enumerate(("bon", "ppo")):
+        top, bottom = axes[0, col], axes[1, col]
+        for scorer in ("proxy", "ensemble"):
+            rows = curves[method].get(scorer)
+            if not rows:
+                continue
+            d = _column(rows, "d", f"{method}/{scorer}")
+            gold = _column(rows, "gold_gain", f"{method}/{scorer}")
+            se_key = "gold_gain_se" if all("gold_gain_se" in r for r in rows) else "gold_se"
+            se = _column(rows, se_key, f"{method}/{scorer}")
+            c = colours[scorer]
+            top.errorbar(d, gold, yerr=se, fmt="o", ms=3.5, color=c, capsize=2,
+                         label=f"optimising the {labels[scorer]}")
+            fit = fits.get(method, {}).get(scorer)
+            if fit is not None:
+                grid = np.linspace(0, d.max() * 1.02, 200)
+                top.plot(grid, fit.predict(grid ** 2), "--", color=c, lw=1.2,
+                         label=rf"Gao fit ({fit.form}): $\alpha$={fit.alpha:.2f}, $\beta$={fit.beta:.2f}, "
+                               rf"$R^2$={fit.r2:.2f}")
+            bottom.plot(d, _column(rows, "proxy_gain", f"{method}/{scorer}"), "s-", ms=3.5, color=c, lw=1,
+                        label=f"its score ({labels[scorer]})")
+        top.axhline(0, color="gray", lw=0.6)
+        top.set(title=titles[method], ylabel="gold reward − gold of π₀")
+        bottom.set(xlabel=r"$d = \sqrt{KL(\pi \,\|\, \pi_0)}$", ylabel="optimised score − score of π₀")
+        top.legend(fontsize=7)
+        bottom.legend(fontsize=7)
+    fig.suptitle("reward over-optimisation (Gao et al. 2023; EQUATIONS.md §8)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+__all__ += ["overoptimisation_experiment_figure"]
