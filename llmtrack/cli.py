@@ -4,6 +4,7 @@
                  [--family gpt2|llama] [--checkpoint DIR] [--out DIR] [--device D] [--threads N] [--json]
     llmtrack demo exposure-bias [--size S] [--family F] [--seed N] [--out DIR] [--json]
     llmtrack demo reward-noise [--seeds K] [--fast] [--out DIR] [--json]
+    llmtrack demo overoptimisation [--seed N] [--fast] [--out DIR] [--json]
     llmtrack pipeline --task markov [--size S] [--family F] [--seed N] [--noise P] [--fast] [--out DIR] [--json]
     llmtrack {rm,dpo,ppo,grpo,afd,bon} --task markov [same options]   one stage of the pipeline
 
@@ -84,6 +85,31 @@ def _reward_noise(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         print(reward_noise_table(rows))
         print(f"figure: {figure}")
     return {"rows": rows, "summary": summarize_reward_noise(rows), "figure": str(figure)}
+
+
+def _overoptimisation_config(args: argparse.Namespace) -> Any:
+    from llmtrack.experiments.overoptimisation import OveroptimisationConfig
+
+    fields = dict(seed=args.seed, device=args.device, progress=not args.json)
+    return OveroptimisationConfig.fast(**fields) if args.fast else OveroptimisationConfig(**fields)
+
+
+def _overoptimisation(config: Any, args: argparse.Namespace) -> dict[str, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from minirl.cli import _save_figure
+    from llmtrack.alignment.plots import overoptimisation_experiment_figure
+    from llmtrack.experiments.overoptimisation import overoptimisation_table, run_overoptimisation
+
+    result = run_overoptimisation(config)
+    figure = _save_figure(overoptimisation_experiment_figure(result), Path(args.out or "figures"),
+                          "overoptimisation.png")
+    if not args.json:
+        print(overoptimisation_table(result))
+        print(f"figure: {figure}")
+    fits = {m: {s: f._asdict() for s, f in by.items()} for m, by in result["fits"].items()}
+    return {**result, "fits": fits, "figure": str(figure)}
 
 
 def _pipeline_config(args: argparse.Namespace) -> Any:
@@ -168,6 +194,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default=None, help="folder for the figure (default ./figures)")
     d.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     d.set_defaults(configure=_reward_noise_config, run=_reward_noise)
+    d = demos.add_parser("overoptimisation", help="best-of-N and PPO against a noisy proxy reward model: gold vs "
+                                                  "sqrt(KL), Gao et al.'s fits, an ensemble")
+    d.add_argument("--seed", type=int, default=17, help="preference seed (default 17, one whose proxy over-optimises)")
+    d.add_argument("--fast", action="store_true", help="small budgets")
+    d.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
+    d.add_argument("--out", default=None, help="folder for the figure (default ./figures)")
+    d.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    d.set_defaults(configure=_overoptimisation_config, run=_overoptimisation)
     p = commands.add_parser("pipeline", help="base -> SFT -> RM -> {DPO, PPO, GRPO, AfD, best-of-N} vs the exact optimum",
                             description="Every alignment method from one base model, scored by gold reward, "
                                         "KL to pi_ref and KL to the exact optimum pi*_beta of the Markov task.")
