@@ -86,7 +86,6 @@ import numpy as np
 import torch
 
 from minirl.algos.bc import BCConfig
-from minirl.algos.ppo import PPOConfig
 from minirl.algos.reward_model import LinearRewardModel, RewardModelConfig, train_reward_model
 from minirl.data import Preferences
 from llmtrack.alignment.answer_key import sampled_kl
@@ -94,7 +93,7 @@ from llmtrack.alignment.overoptimisation import EnsembleScorer, GaoFit, best_of_
 from llmtrack.models import FAMILIES, PRESETS
 from llmtrack.pipelines.base import pretrain_base
 from llmtrack.pipelines.recipe import make_pipeline_task
-from llmtrack.pipelines.rlhf import RLHFConfig, train_rlhf
+from llmtrack.pipelines.rlhf import RLHFConfig, lm_ppo_config, train_rlhf
 from llmtrack.policy import LMPolicy, frozen_reference
 from llmtrack.reward_model import FrozenLMFeatures, gold_accuracy, gold_correlation, score_batch
 
@@ -226,8 +225,7 @@ class OveroptimisationConfig:
 
     def rlhf(self) -> RLHFConfig:
         """PPO against a scorer: the alignment pipeline's PPO settings with this lr, KL coefficient and budget."""
-        ppo = PPOConfig(lr=self.ppo_lr, gamma=1.0, gae_lambda=0.95, n_epochs=4, n_minibatches=4, anneal_lr=False,
-                        max_grad_norm=1.0, seed=self.seed)
+        ppo = dataclasses.replace(lm_ppo_config("gae", self.ppo_lr), seed=self.seed)
         return RLHFConfig(beta=self.ppo_beta, total_tokens=self.ppo_tokens, n_prompts=self.ppo_prompts, ppo=ppo,
                           seed=self.seed, progress=self.progress)
 

@@ -26,7 +26,7 @@ from minirl.algos.adversarial import AdversarialConfig, AdversarialImitation
 from minirl.algos.ppo import PPOConfig
 from minirl.data import TrajectoryBatch
 from minirl.discriminators import SequenceDiscriminator
-from llmtrack.pipelines.rlhf import ResponseSource
+from llmtrack.pipelines.rlhf import ResponseSource, lm_ppo_config
 from llmtrack.policy import LMPolicy
 from llmtrack.reward_model import LMRewardModel
 from llmtrack.tasks import Task
@@ -49,8 +49,7 @@ class AfDConfig:
     """Discriminator passes over each batch (each against as many sampled demonstrations)."""
     disc_minibatches: int = 2
     """Discriminator minibatches per pass."""
-    ppo: PPOConfig = field(default_factory=lambda: PPOConfig(lr=3e-4, gamma=1.0, gae_lambda=0.95, n_epochs=4,
-                                                              n_minibatches=4, anneal_lr=False, max_grad_norm=1.0))
+    ppo: PPOConfig = field(default_factory=lm_ppo_config)
     """minirl's PPO settings."""
     seed: int = 0
     """Seeds prompts, sampling, the discriminator's head and its demonstration minibatches."""

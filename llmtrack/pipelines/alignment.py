@@ -47,7 +47,6 @@ import torch
 
 from minirl.algos.bc import BCConfig, train_bc
 from minirl.algos.dpo import DPOConfig, train_dpo
-from minirl.algos.ppo import PPOConfig
 from minirl.algos.reward_model import RewardModelConfig, train_reward_model
 from minirl.data import TrajectoryBatch
 from llmtrack.alignment.answer_key import exact_kl, expected_gold_reward, optimal_frontier, sampled_kl, sampled_point
@@ -57,7 +56,7 @@ from llmtrack.pipelines.afd import AfDConfig, train_afd
 from llmtrack.pipelines.base import pretrain_base
 from llmtrack.pipelines.evaluate import sequence_log_prob
 from llmtrack.pipelines.recipe import TASK_TRAINING, TokenCounter, make_pipeline_task
-from llmtrack.pipelines.rlhf import RLHFConfig, train_rlhf
+from llmtrack.pipelines.rlhf import RLHFConfig, lm_ppo_config, train_rlhf
 from llmtrack.policy import LMPolicy, frozen_reference
 from llmtrack.reward_model import LMRewardModel, gold_accuracy, gold_correlation, score_batch
 from llmtrack.tasks.markov import MarkovTask
@@ -68,11 +67,6 @@ METHODS = ("sft", "dpo", "ppo", "grpo", "afd", "bon")
 STAGES = ("rm",) + METHODS
 NEEDS_RM = ("ppo", "grpo", "bon")
 FROM_SFT = ("dpo", "ppo", "grpo", "bon")
-
-
-def _rl_ppo(advantage: str = "gae", lr: float = 3e-4) -> PPOConfig:
-    return PPOConfig(lr=lr, gamma=1.0, gae_lambda=0.95, n_epochs=4, n_minibatches=4, anneal_lr=False,
-                     max_grad_norm=1.0, advantage=advantage)
 
 
 @dataclass(frozen=True)
@@ -340,14 +334,14 @@ def run_pipeline(config: PipelineConfig = PipelineConfig()) -> PipelineResult:
         elif name in ("ppo", "grpo"):
             G = 1 if name == "ppo" else config.group_size
             rl = RLHFConfig(beta=task.beta, total_tokens=config.rl_tokens, n_prompts=64 // G, group_size=G,
-                            ppo=_rl_ppo("gae" if name == "ppo" else "grpo"), seed=seed, progress=config.progress)
+                            ppo=lm_ppo_config("gae" if name == "ppo" else "grpo"), seed=seed, progress=config.progress)
             histories[name] = train_rlhf(policy, task, rm, rl, reference=reference)
         elif name == "afd":
             # The policy 10x slower than PPO-RLHF's and 4 discriminator passes at 1e-3: the discriminator must
             # keep up, or PPO chases noise. Measured (seed 0, 24k tokens, demonstrator pi*_3): reverse / forward
             # KL to the demonstrator 0.55 / 0.57 (base) -> 0.42 / 0.51; with policy lr 1e-4 and disc lr 3e-4
             # they rose to 0.89 / 0.92.
-            afd = AfDConfig(total_tokens=config.afd_tokens, disc_lr=1e-3, disc_epochs=4, ppo=_rl_ppo("gae", 3e-5),
+            afd = AfDConfig(total_tokens=config.afd_tokens, disc_lr=1e-3, disc_epochs=4, ppo=lm_ppo_config("gae", 3e-5),
                             seed=seed, progress=config.progress)
             _, histories[name] = train_afd(policy, task, demos[torch.arange(min(config.afd_demos, demos.batch_size))],
                                            afd)

@@ -42,7 +42,7 @@ from llmtrack.rollout import generate
 from llmtrack.tasks import Task
 from llmtrack.tasks.base import check_count
 
-__all__ = ["RLHFConfig", "ResponseSource", "KLPenalisedReward", "last_step", "train_rlhf"]
+__all__ = ["RLHFConfig", "ResponseSource", "KLPenalisedReward", "last_step", "lm_ppo_config", "train_rlhf"]
 
 def last_step(mask: Tensor) -> Tensor:
     """(B, T) bool: True at each row's last real step (where the response ends)."""
@@ -112,6 +112,14 @@ class KLPenalisedReward:
         return rewards
 
 
+def lm_ppo_config(advantage: str = "gae", lr: float = 3e-4) -> PPOConfig:
+    """minirl's PPO settings for a language model's responses: gamma = 1 (the objective is undiscounted,
+    as the answer key's), no learning-rate annealing (budgets are counted in sampled tokens), gradient
+    norm clipped at 1; 4 epochs of 4 minibatches per batch."""
+    return PPOConfig(lr=lr, gamma=1.0, gae_lambda=0.95, n_epochs=4, n_minibatches=4, anneal_lr=False,
+                     max_grad_norm=1.0, advantage=advantage)
+
+
 @dataclass(frozen=True)
 class RLHFConfig:
     """One policy-optimisation run against a scorer (module docstring)."""
@@ -124,8 +132,7 @@ class RLHFConfig:
     """Prompts per batch."""
     group_size: int = 1
     """Responses per prompt (>= 2 for rloo / grpo)."""
-    ppo: PPOConfig = field(default_factory=lambda: PPOConfig(lr=3e-4, gamma=1.0, gae_lambda=0.95, n_epochs=4,
-                                                              n_minibatches=4, anneal_lr=False, max_grad_norm=1.0))
+    ppo: PPOConfig = field(default_factory=lm_ppo_config)
     """minirl's PPO settings; ``ppo.advantage`` picks GAE (PPO) or a Monte-Carlo estimator."""
     seed: int = 0
     """Seeds the prompts and sampling (``ppo.seed`` the minibatches)."""
