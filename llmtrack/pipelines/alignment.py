@@ -309,8 +309,7 @@ def run_pipeline(config: PipelineConfig = PipelineConfig()) -> PipelineResult:
             row["reverse_kl_to_demonstrator"] = sampled_kl(policy, demonstrator, samples).value
             held = task.rollout(demonstrator, config.n_eval, seed=eval_seed + 1)
             row["forward_kl_to_demonstrator"] = sampled_kl(demonstrator, policy, held).value
-        if name != "bon":
-            row.update(diversity(policy, samples))
+        row.update(diversity(policy, samples))
         return row
 
     sft_policy = None
