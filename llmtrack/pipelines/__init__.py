@@ -5,6 +5,11 @@
                the student's own generations: on-policy distillation)
     evaluate   expert accuracy on own generations, mistakes vs length (seed eq. 1), forward / reverse KL
     recipe     the ``llmtrack sft`` run: base -> SFT or distillation -> evaluation
+    rlhf       PPO-RLHF (= minirl PPO on sampled responses, RM score - beta per-token KL) and the
+               Monte-Carlo estimators (REINFORCE / RLOO / GRPO) on the same update
+    afd        alignment from demonstrations (= minirl's adversarial trainer, sequence discriminator)
+    alignment  the ``llmtrack pipeline`` run: base -> SFT -> RM -> DPO / PPO / GRPO / AfD / best-of-N,
+               scored against the Markov task's exact optimum
 """
 
 from llmtrack.pipelines.base import cache_root, pretrain_base
