@@ -158,6 +158,13 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.set_defaults(configure=_pipeline_config, run=_pipeline)
 
 
+def _add_demo_outputs(d: argparse.ArgumentParser) -> None:
+    """The options every demo shares: where it runs, where its figure goes, and JSON output."""
+    d.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
+    d.add_argument("--out", default=None, help="folder for the figure (default ./figures)")
+    d.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="llmtrack", description="Language-model post-training on toy languages.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -182,25 +189,19 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--size", default="nano", help="model size preset (default nano)")
     d.add_argument("--family", default="gpt2", help="gpt2 | llama (default gpt2)")
     d.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    d.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
-    d.add_argument("--out", default=None, help="folder for the figure (default ./figures)")
-    d.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    _add_demo_outputs(d)
     d.set_defaults(configure=_exposure_bias_config, run=_exposure_bias)
     d = demos.add_parser("reward-noise", help="reward models (BT vs classification, transformer vs frozen linear "
                                               "head) against preference-label noise")
     d.add_argument("--seeds", type=int, default=3, help="seeds 0..K-1 (default 3)")
     d.add_argument("--fast", action="store_true", help="small budgets (one noise pair, minutes -> seconds)")
-    d.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
-    d.add_argument("--out", default=None, help="folder for the figure (default ./figures)")
-    d.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    _add_demo_outputs(d)
     d.set_defaults(configure=_reward_noise_config, run=_reward_noise)
     d = demos.add_parser("overoptimisation", help="best-of-N and PPO against a noisy proxy reward model: gold vs "
                                                   "sqrt(KL), Gao et al.'s fits, an ensemble")
     d.add_argument("--seed", type=int, default=17, help="preference seed (default 17, one whose proxy over-optimises)")
     d.add_argument("--fast", action="store_true", help="small budgets")
-    d.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
-    d.add_argument("--out", default=None, help="folder for the figure (default ./figures)")
-    d.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    _add_demo_outputs(d)
     d.set_defaults(configure=_overoptimisation_config, run=_overoptimisation)
     p = commands.add_parser("pipeline", help="base -> SFT -> RM -> {DPO, PPO, GRPO, AfD, best-of-N} vs the exact optimum",
                             description="Every alignment method from one base model, scored by gold reward, "
