@@ -4,6 +4,7 @@
                  [--family gpt2|llama] [--checkpoint DIR] [--out DIR] [--device D] [--threads N] [--json]
     llmtrack demo exposure-bias [--size S] [--family F] [--seed N] [--out DIR] [--json]
     llmtrack demo reward-noise [--seeds K] [--fast] [--out DIR] [--json]
+    llmtrack demo classification-vs-bt [--seeds K] [--fast] [--out DIR] [--json]
     llmtrack demo overoptimisation [--seed N] [--fast] [--out DIR] [--json]
     llmtrack pipeline --task markov [--size S] [--family F] [--seed N] [--noise P] [--fast] [--out DIR] [--json]
     llmtrack {rm,dpo,ppo,grpo,afd,bon} --task markov [same options]   one stage of the pipeline
@@ -85,6 +86,33 @@ def _reward_noise(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         print(reward_noise_table(rows))
         print(f"figure: {figure}")
     return {"rows": rows, "summary": summarize_reward_noise(rows), "figure": str(figure)}
+
+
+def _annotation_config(args: argparse.Namespace) -> Any:
+    from llmtrack.experiments.reward_noise import AnnotationConfig
+
+    if args.seeds < 1:
+        raise ValueError(f"seeds: must be >= 1, got {args.seeds}")
+    fields = dict(seeds=tuple(range(args.seeds)), device=args.device, progress=not args.json)
+    if args.fast:  # one pair count, clean vs noisy labels: the plumbing in seconds
+        fields.update(fast=True, pair_counts=(400,), flips=(0.0, 0.4), temperatures=(8.0,))
+    return AnnotationConfig(**fields)
+
+
+def _annotation(config: Any, args: argparse.Namespace) -> dict[str, Any]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from minirl.cli import _save_figure
+    from llmtrack.experiments.reward_noise import annotation_table, run_annotation_sweep, summarize_annotation
+    from llmtrack.plots import annotation_figure
+
+    rows = run_annotation_sweep(config)
+    figure = _save_figure(annotation_figure(rows), Path(args.out or "figures"), "classification_vs_bt.png")
+    if not args.json:
+        print(annotation_table(rows))
+        print(f"figure: {figure}")
+    return {"rows": rows, "summary": summarize_annotation(rows), "figure": str(figure)}
 
 
 def _overoptimisation_config(args: argparse.Namespace) -> Any:
@@ -197,6 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--fast", action="store_true", help="small budgets (one noise pair, minutes -> seconds)")
     _add_demo_outputs(d)
     d.set_defaults(configure=_reward_noise_config, run=_reward_noise)
+    d = demos.add_parser("classification-vs-bt", help="where the classification objective beats Bradley-Terry: "
+                                                      "few, noisy or ambiguous labels, frozen linear head")
+    d.add_argument("--seeds", type=int, default=5, help="seeds 0..K-1 (default 5)")
+    d.add_argument("--fast", action="store_true", help="one pair count, three label models (seconds)")
+    _add_demo_outputs(d)
+    d.set_defaults(configure=_annotation_config, run=_annotation)
     d = demos.add_parser("overoptimisation", help="best-of-N and PPO against a noisy proxy reward model: gold vs "
                                                   "sqrt(KL), Gao et al.'s fits, an ensemble")
     d.add_argument("--seed", type=int, default=17, help="preference seed (default 17, one whose proxy over-optimises)")

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from llmtrack.experiments.exposure_bias import ExposureBiasResult
 
-__all__ = ["exposure_bias_figure", "reward_noise_figure"]
+__all__ = ["exposure_bias_figure", "reward_noise_figure", "annotation_figure"]
 
 _COLORS = {"base": "tab:gray", "bc": "tab:red", "dagger": "tab:blue"}
 _LABELS = {"base": "base model", "bc": "SFT (BC)", "dagger": "on-policy distillation (DAgger)"}
@@ -97,5 +97,43 @@ def reward_noise_figure(rows: list[dict]) -> "Figure":
         ax.set(xlabel="label-flip probability", title=title)
     axes[0][0].axhline(0.5, color="gray", lw=0.8)
     axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def annotation_figure(rows: list[dict], metrics: tuple[str, ...] = ("accuracy", "correlation", "bon64")) -> "Figure":
+    """Where classification beats Bradley-Terry (llmtrack.experiments.reward_noise, the annotation sweep):
+    for each (pairs, label model) cell, classification - BT and BT with a ridge - BT, paired by seed, with
+    +-2 standard-error bars; one panel per metric. A bar clear of zero by its error bar is a win.
+    """
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from llmtrack.experiments.reward_noise import summarize_annotation
+
+    summary = summarize_annotation(rows)
+    cells = list(dict.fromkeys((e["n_pairs"], e["label_model"], e["level"]) for e in summary))
+    others = list(dict.fromkeys(e["objective"] for e in summary if "accuracy_diff" in e))
+    by_key = {(e["n_pairs"], e["label_model"], e["level"], e["objective"]): e for e in summary}
+    metrics = tuple(m for m in metrics if any(m in e for e in summary))
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(max(6.0, 0.7 * len(cells)), 2.6 * len(metrics)),
+                             squeeze=False, sharex=True)
+    width = 0.8 / max(len(others), 1)
+    colors = {"classification": "tab:orange", "bt+ridge": "tab:green"}
+    x = np.arange(len(cells))
+    for ax, metric in zip(axes[:, 0], metrics):
+        for k, objective in enumerate(others):
+            entries = [by_key.get((*cell, objective)) for cell in cells]
+            diff = [e[f"{metric}_diff"] if e else np.nan for e in entries]
+            se = [2 * e[f"{metric}_diff_se"] if e else np.nan for e in entries]
+            ax.bar(x + (k - (len(others) - 1) / 2) * width, diff, width, yerr=se, capsize=2,
+                   color=colors.get(objective), label=f"{objective} - bt")
+        ax.axhline(0.0, color="gray", lw=0.8)
+        ax.set_ylabel(f"{metric} difference")
+    axes[0, 0].legend(fontsize=8)
+    axes[0, 0].set_title("Frozen linear head: objective - Bradley-Terry, paired by seed (+-2 se)")
+    names = {"flip": "flip", "temperature": "T"}
+    axes[-1, 0].set_xticks(x, [f"{n}\n{names.get(m, m)} {lvl:g}" for n, m, lvl in cells], fontsize=7)
+    axes[-1, 0].set_xlabel("training pairs / label model (flip probability, or BT temperature T)")
     fig.tight_layout()
     return fig
