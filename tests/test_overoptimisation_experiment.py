@@ -8,11 +8,16 @@ import math
 
 import matplotlib
 import pytest
+import torch
 
 from llmtrack.alignment.overoptimisation import GaoFit
 from llmtrack.alignment.plots import overoptimisation_experiment_figure
-from llmtrack.experiments.overoptimisation import (METHODS, SCORERS, OveroptimisationConfig, fitted_peak,
-                                                   overoptimisation_table, run_overoptimisation)
+from llmtrack.experiments.overoptimisation import (ENSEMBLE_MEMBERS, METHODS, SCORERS, OveroptimisationConfig,
+                                                   ensemble_members, fitted_peak, overoptimisation_table,
+                                                   run_overoptimisation)
+from llmtrack.experiments.overoptimisation import _PREF_SEED, _linear_head
+from llmtrack.pipelines.recipe import make_pipeline_task
+from llmtrack.reward_model import FrozenLMFeatures
 
 matplotlib.use("Agg")
 
@@ -54,6 +59,10 @@ def test_fast_run_structure(fast):
     rm = fast["reward_models"]
     assert 0.0 <= rm["proxy"]["accuracy"] <= 1.0 and len(rm["ensemble"]["member_accuracy"]) == config.ensemble_size
     assert 0.2 < rm["flipped"] < 0.45  # noise 0.3 on 100 pairs
+    # "base_seeds" (the default): member 0 reads pi_0's features and fits the proxy's pairs, so it is the proxy
+    assert config.ensemble_members == "base_seeds"
+    assert rm["ensemble"]["member_accuracy"][0] == rm["proxy"]["accuracy"]
+    assert len(set(rm["ensemble"]["member_accuracy"])) > 1
     assert "bon vs proxy" in overoptimisation_table(fast)
     fig = overoptimisation_experiment_figure(fast)
     assert len(fig.axes) == 4
@@ -77,10 +86,36 @@ def test_same_seed_same_numbers():
     assert len(a["curves"]["ppo"]["proxy"]) >= 2 and a["timings"].keys() == b["timings"].keys()
 
 
+def test_ensemble_members():
+    """base_seeds: member m is a head on base model base_seed + m fitted to the proxy's own pairs (member 0 = the
+    proxy, bit for bit; the others see the same pairs through other features); bootstrap: heads on pi_0's
+    features, each on its own resample."""
+    task = make_pipeline_task("markov")
+    config = OveroptimisationConfig.fast(ensemble_size=3)
+    base = config.base_model(task)
+    prefs = task.preferences(config.n_pairs, noise=config.noise, seed=_PREF_SEED + config.seed)
+    features = FrozenLMFeatures(base, device="cpu")
+    proxy = _linear_head(features, prefs, config.rm)
+    members = ensemble_members(config, task, prefs, features)
+    assert len(members) == 3 and torch.equal(members[0].w, proxy.w) and members[0].features is features
+    phi = [m.features(prefs.chosen) for m in members]
+    assert all(not torch.allclose(phi[0], p) for p in phi[1:])  # other base models, other features
+    assert not any(torch.allclose(members[0].w, m.w) for m in members[1:])
+    # each other member is the head that base model's own features give on the same pairs
+    other = config.base_model(task, config.base_seed + 2)
+    assert torch.equal(members[2].w, _linear_head(FrozenLMFeatures(other, device="cpu"), prefs, config.rm).w)
+    boot = ensemble_members(OveroptimisationConfig.fast(ensemble_size=3, ensemble_members="bootstrap"), task, prefs,
+                            features)
+    assert all(m.features is features for m in boot)
+    assert not torch.allclose(boot[0].w, boot[1].w) and not torch.allclose(boot[0].w, proxy.w)
+    assert set(ENSEMBLE_MEMBERS) == {"base_seeds", "bootstrap"}
+
+
 @pytest.mark.parametrize("field, value", [
     ("n_pairs", 0), ("noise", -0.1), ("noise", 0.5), ("seed", -1), ("ensemble_size", 1), ("ensemble_k", -1.0),
     ("bon_ns", (1, 2)), ("bon_ns", (0, 1, 2)), ("ppo_beta", 0.0), ("ppo_tokens", 0), ("eval_every", 0),
     ("n_eval", 1), ("size", "huge"), ("family", "rnn"), ("rm", "bt"), ("ppo_lr", float("nan")),
+    ("ensemble_members", "laplace"), ("ensemble_members", None),
 ])
 def test_bad_settings_are_refused_by_name(field, value):
     with pytest.raises(ValueError, match=field):

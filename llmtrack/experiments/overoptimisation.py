@@ -15,8 +15,11 @@ The world (the pipelines' markov task, ``make_pipeline_task("markov")``: 20 word
     proxy     r(x, y) = w . [sum_t h_t(x, y), 1] on the frozen base model's hidden states
               (:func:`~llmtrack.reward_model.frozen_linear_reward_model`), Bradley-Terry on ``n_pairs``
               pairs from pi_ref ordered by the gold reward, each label flipped with probability ``noise``
-    ensemble  ``ensemble_size`` such heads, each on a bootstrap resample of the same pairs, scored by
-              :class:`~llmtrack.alignment.overoptimisation.EnsembleScorer`: mean - k std (Coste et al. 2024)
+    ensemble  ``ensemble_size`` such heads on the same pairs, member m on the frozen features of a base
+              model pre-trained like pi_0 but with seed ``base_seed + m`` (member 0 is the proxy), scored by
+              :class:`~llmtrack.alignment.overoptimisation.EnsembleScorer`: mean - k std (Coste et al. 2024,
+              whose members differ in pretraining seed). ``ensemble_members = "bootstrap"`` gives the
+              earlier design: heads on pi_0's features, each on a bootstrap resample of the pairs
     BoN       :func:`~llmtrack.alignment.overoptimisation.best_of_n_curve` from pi_0: KL = log N - (N - 1)/N
     PPO       :func:`~llmtrack.pipelines.rlhf.train_rlhf` from pi_0 against the proxy (or the ensemble) with a
               small per-token KL coefficient ``ppo_beta`` to pi_0, so the policy can run far; every
@@ -37,40 +40,78 @@ each word with the proxies of seeds 0-23 found such a maximiser for about one se
 17: "service" and "food", 20: "not"); the others put a positive word on top. The default ``seed = 17`` is one
 that over-optimises; most seeds do not (table below).
 
-Measured (default config, seed 17; one CPU thread; 92 s: Best-of-N 18 s per scorer, PPO 25 s per run):
+Why members that differ in their base model. The proxy's confident errors come from the flipped
+labels *read through pi_0's features*: with seed 17 ten-word repeats of "service" and "food" score
+15.4 and 14.9 and "excellent" 11.0. Bootstrap resamples keep pi_0's features and (on average) the same
+flips, so all members share the error and their std cannot see it: bootstraps put "food" on top
+(mean - 1 std 17.1, std 5.3). Heads on other base models read the same pairs through other hidden
+states, so how a word the pairs say little about is extrapolated differs between members, while what
+the pairs pin down is shared: mean - 1 std is 7.4 for "service" (std 2.8), 5.6 for "excellent" and 3.0
+for "food" (std 4.1) -- "service" still on top of the repeats, but by 1.8 instead of 4.4. The
+ensemble sees no more data than the proxy (the same 100 pairs, the same flips); it costs
+``ensemble_size - 1`` more base models (pre-trained once, ~20 s each on one thread, then cached) and
+``ensemble_size`` feature passes per scored batch.
+
+Measured (default config, seed 17; one CPU thread; 108 s with the base models cached: Best-of-N 21 s
+against the proxy and 34 s against the ensemble, PPO 24 s per run):
 
     reward models  proxy: held-out accuracy 0.605, gold correlation 0.223 (38 of 100 labels flipped);
-                   ensemble (5 bootstraps, mean - 1 std): 0.622 / 0.221, members 0.547-0.643
+                   ensemble (base seeds 0-4, mean - 1 std): 0.641 / 0.289, members 0.579-0.618
     BoN, proxy     proxy gain rises to +7.29 at N = 256 (d = 2.13); gold gain +0.18 (N = 2), +0.41 (16),
                    +0.52 ± 0.14 (128), +0.47 ± 0.24 (256): it flattens, but the last point is within noise
                    of the peak. Fit d (alpha - beta d): alpha 0.435, beta 0.095, R^2 0.992, fitted peak at
                    d = 2.29 -- just beyond N = 256
-    BoN, ensemble  gold gain +0.55 ± 0.21 at N = 256; alpha 0.429, beta 0.085, R^2 0.994: the same within noise
+    BoN, ensemble  gold gain +0.56 (N = 16), +0.88 ± 0.12 (128), +1.18 ± 0.23 (256), still rising; alpha
+                   0.320, beta -0.079 (no fitted peak), R^2 0.949
     PPO, proxy     gold gain +0.21 (d 0.50), peak +0.58 ± 0.06 at d 2.57 (3.3k tokens), -0.07 at d 3.99, -0.66
                    at d 4.75, -0.53 at the end (d 4.92), while the proxy gain rises from +5.4 at the peak to
                    +15.2; the policy ends writing ten neutral words ("food food ...", gold -0.1 a token).
                    Fit d (alpha - beta log d): alpha 0.596, beta 0.456, R^2 0.893 (fitted peak d = 1.36)
-    PPO, ensemble  over-optimises sooner, not later: peak +0.37 at d 0.95, -0.89 at the end (d 4.92);
-                   alpha 0.359, beta 0.336, R^2 0.992. The members are bootstraps of the same pairs, so the
-                   flipped labels that make "food" look good are in all of them; the std penalty removes
-                   only what the resamples disagree on.
+    PPO, ensemble  the peak comes later and higher: +0.77 (d 1.63), +1.63 (d 2.91), peak +2.17 ± 0.09 at
+                   d 4.30 (7.1k tokens), then +0.93 .. +1.93 and +1.44 ± 0.06 at the end (d 5.45), while its
+                   score rises from +6.6 at the peak to +8.6. Fit: alpha 0.913, beta 0.381, R^2 0.666
+                   (fitted peak d = 4.04). The bootstrap ensemble ("bootstrap") peaked sooner instead: +0.37 at
+                   d 0.95, -0.89 at the end (d 4.92); BoN +0.55 ± 0.21 at N = 256
 
-The same settings with 30 000 PPO tokens and other seeds (gold gain: peak (d) -> end (d); BoN at N = 256):
+The default settings (20 000 PPO tokens) for other preference seeds (gold gain: peak (d) -> end (d), "F"
+where the end is more than 2 standard errors below the peak, "=" where the peak is the end; BoN gold
+gain at N = 256):
 
-    seed  proxy acc.  PPO vs proxy                  PPO vs ensemble               BoN proxy / ensemble
-    17    0.605       +0.58 (2.57) -> +0.01 (4.98)  +0.37 (0.95) -> -0.82 (4.87)  +0.47 / +0.55
-     8    0.574       +3.64 (4.97) -> +2.27 (5.62)  +2.42 (4.39) -> +2.18 (5.65)  +1.45 / +1.20
-    20    0.571       +0.07 (0.54) -> -0.86 (5.26)  +1.10 (2.15) -> +0.54 (4.90)  +0.29 / +0.86
-     0    0.625       +5.00 (5.44) -> +4.70 (5.51)  +8.54 (4.93), still rising    +1.57 / +0.95
+    seed  accuracy       PPO vs proxy                PPO vs ensemble (base seeds)   BoN proxy / ensemble
+          proxy / ens.
+    17    0.605 / 0.641  +0.58 (2.57) -> -0.53 (4.92) F  +2.17 (4.30) -> +1.44 (5.45) F  +0.47 / +1.18
+    20    0.571 / 0.634  +0.07 (0.54) -> -0.91 (5.21) F  +3.66 (4.88) =                  +0.29 / +0.47
+     8    0.574 / 0.597  +3.64 (4.97) -> +2.64 (5.36) F  +8.63 (5.45) =                  +1.45 / +1.56
+     3    0.569 / 0.612  +0.56 (1.46) -> -0.95 (5.07) F  +2.14 (2.43) -> -0.99 (4.73) F  +0.64 / +1.44
+     0    0.625 / 0.648  +4.26 (5.19) =                  +5.35 (4.79) =                  +1.57 / +2.07
+     1    0.640 / 0.773  +9.02 (6.31) =                  +8.92 (5.54) =                  +2.13 / +3.29
+     2    0.585 / 0.616  +9.05 (5.69) =                  +8.95 (5.56) =                  +1.61 / +1.92
+     4    0.619 / 0.639  +8.90 (5.85) -> +8.85 (5.83)    +6.84 (5.06) -> +6.83 (5.09)    +1.53 / +1.81
+     5    0.585 / 0.662  +8.62 (5.73) =                  +8.80 (5.73) =                  +1.62 / +2.49
+     6    0.644 / 0.683  +8.70 (5.96) =                  +8.93 (5.46) =                  +2.18 / +2.19
+     7    0.559 / 0.559  +9.01 (5.63) =                  +8.04 (4.95) =                  +0.69 / +1.16
 
-So: with seed 20 the proxy is wrong from the start ("not not not ...") and the ensemble helps a lot;
-with seed 0 nothing over-optimises and the ensemble reaches a far higher gold reward; with seed 17 it
-hurts. Best-of-N up to N = 256 reaches d = 2.13 only, short of where PPO's gold reward turns (d ≈
-2.5-5), and shows an interior peak for no seed beyond the noise. Past ~20 000 tokens KL stops growing
-(the policy is nearly deterministic: d ≈ 5) and PPO moves between answers the proxy scores alike: with
-seed 17 the gold gain jumps from -0.58 back to +0.06 .. +0.25 after 24 600 tokens at d ≈ 5.0; with seed 8
-(lr 1e-4, 60 000 tokens) it fell from +2.03 (d 3.11) to +1.32 and rose again to +2.77 (d 5.29). Hence
-the default stops at 20 000 tokens, where the curve against d ends.
+So: the proxy over-optimises (falls by more than 2 se) for 4 of these 11 seeds (17, 20, 8, 3); on all 4 the
+ensemble peaks later (d 4.30 vs 2.57, 4.88 vs 0.54, 5.45 vs 4.97, 2.43 vs 1.46) and higher, and ends
+higher on 3 (+1.44 vs -0.53, +3.66 vs -0.91, +8.63 vs +2.64; seed 3: -0.99 vs -0.95). Where the proxy
+does not over-optimise neither does the ensemble; its more conservative score then ends within 0.1
+of the proxy's gold gain on seeds 1 and 2, above it on 0, 5, 6 and below it on 4 (-2.02) and 7 (-0.97).
+Best-of-N against the ensemble is at least as good as against the proxy for all 11 seeds. Ablations
+with PPO on the over-optimising seeds (peak (d) -> end (d)): the plain mean of the same members (k = 0)
+gives +1.84 (5.48) = for 17, +9.01 (5.88) = for 8, but still falls for 20 (+0.72 (1.25) -> -0.86) and 3
+(+1.60 (2.20) -> -1.01): the std penalty matters. Other members tried with seed 17: bootstraps with k = 2
+on base seeds 0-4 +1.93 (3.86) -> +1.24 F; the 100 pairs split into 5 disjoint sets of 20, +1.26 (2.46)
+-> +0.22 F; a Laplace posterior of the proxy's head (20 draws from N(w, (H + I)^-1), H the BT Hessian at
+w) +5.73 (5.08) = for 17 but no help for 20 (+0.80 (2.73) -> -1.42 F), 8 or 3. Heads on 5 independent
+sets of 100 pairs reach +8.02 (5.07) for 17, but so does one head on the pooled 500 pairs (+7.83
+(5.03)): that is more data, not the ensemble.
+
+Best-of-N up to N = 256 reaches d = 2.13 only, short of where PPO's gold reward turns (d ≈ 2.5-5), and
+shows an interior peak for no seed beyond the noise. Past ~20 000 tokens KL stops growing (the policy
+is nearly deterministic: d ≈ 5) and PPO moves between answers the proxy scores alike: with seed 17 and
+30 000 tokens the proxy's gold gain jumps from -0.58 back to +0.06 .. +0.25 after 24 600 tokens at
+d ≈ 5.0; with seed 8 (lr 1e-4, 60 000 tokens) it fell from +2.03 (d 3.11) to +1.32 and rose again to
++2.77 (d 5.29). Hence the default stops at 20 000 tokens, where the curve against d ends.
 """
 
 from __future__ import annotations
@@ -98,10 +139,12 @@ from llmtrack.policy import LMPolicy, frozen_reference
 from llmtrack.reward_model import FrozenLMFeatures, gold_accuracy, gold_correlation, score_batch
 
 __all__ = ["OveroptimisationConfig", "run_overoptimisation", "overoptimisation_table", "fitted_peak", "SCORERS",
-           "METHODS"]
+           "METHODS", "ENSEMBLE_MEMBERS", "ensemble_members"]
 
 SCORERS = ("proxy", "ensemble")
 """What is optimised: the single proxy, or the ensemble's mean - k std."""
+ENSEMBLE_MEMBERS = ("base_seeds", "bootstrap")
+"""How the ensemble's members differ: their base model's pretraining seed, or a bootstrap of the pairs."""
 METHODS = ("bon", "ppo")
 """How: Best-of-N (Gao's "bon" form) or PPO (Gao's "rl" form)."""
 GAO_FORM = {"bon": "bon", "ppo": "rl"}
@@ -129,7 +172,7 @@ class OveroptimisationConfig:
 
     seed: int = 17
     """Seeds the preferences and their flips, the bootstrap resamples, Best-of-N, PPO and the evaluation
-    samples. 8 is a seed whose proxy over-optimises (module docstring); most seeds' proxies do not."""
+    samples. 17 is a seed whose proxy over-optimises (module docstring); most seeds' proxies do not."""
     base_seed: int = 0
     """Seed of the base model pi_0 (its corpus, initial weights and pre-training minibatches)."""
     n_pairs: int = 100
@@ -139,7 +182,12 @@ class OveroptimisationConfig:
     rm: RewardModelConfig = RewardModelConfig(n_updates=300, lr=5e-2)
     """Training of each linear head: full-batch Adam, Bradley-Terry (its seed is unused: full-batch)."""
     ensemble_size: int = 5
-    """Members of the ensemble, each on its own bootstrap resample of the pairs."""
+    """Members of the ensemble (module docstring)."""
+    ensemble_members: str = "base_seeds"
+    """How the members differ (``ENSEMBLE_MEMBERS``): "base_seeds" -- each a linear head on the frozen
+    features of its own base model, pre-trained as pi_0 but with seed ``base_seed + m`` (m = 0 is pi_0
+    itself, so member 0 is the proxy), all fitted to the proxy's pairs (Coste et al.'s members differ in
+    pretraining seed); "bootstrap" -- heads on pi_0's features, each on a bootstrap resample of the pairs."""
     ensemble_k: float = 1.0
     """The ensemble scores mean - k std over members (k = 0: the plain mean)."""
     bon_ns: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -185,6 +233,8 @@ class OveroptimisationConfig:
         if not isinstance(self.rm, RewardModelConfig):
             raise ValueError(f"rm: must be a RewardModelConfig, got {type(self.rm).__name__}")
         _integer(self.ensemble_size, "ensemble_size", 2)
+        if not isinstance(self.ensemble_members, str) or self.ensemble_members not in ENSEMBLE_MEMBERS:
+            raise ValueError(f"ensemble_members: must be one of {ENSEMBLE_MEMBERS}, got {self.ensemble_members!r}")
         if (isinstance(self.ensemble_k, bool) or not isinstance(self.ensemble_k, (int, float))
                 or not math.isfinite(self.ensemble_k) or self.ensemble_k < 0):
             raise ValueError(f"ensemble_k: must be a finite number >= 0, got {self.ensemble_k!r}")
@@ -219,9 +269,18 @@ class OveroptimisationConfig:
                      n_eval=200, n_eval_pairs=300)
         return cls(**{**small, **overrides})
 
-    def pretrain_bc(self) -> BCConfig:
-        """The base model's pre-training (the pipelines' schedule: minibatches of 64 at 3e-3)."""
-        return BCConfig(n_updates=self.pretrain_updates, batch_size=64, lr=3e-3, seed=self.base_seed)
+    def pretrain_bc(self, seed: int | None = None) -> BCConfig:
+        """The base model's pre-training (the pipelines' schedule: minibatches of 64 at 3e-3); its minibatch
+        order is seeded by ``seed`` (default ``base_seed``), as the base model's corpus and weights are."""
+        return BCConfig(n_updates=self.pretrain_updates, batch_size=64, lr=3e-3,
+                        seed=self.base_seed if seed is None else seed)
+
+    def base_model(self, task, seed: int | None = None) -> LMPolicy:
+        """A base model pre-trained with ``seed`` (default ``base_seed``: pi_0), cached on disk by
+        :func:`~llmtrack.pipelines.base.pretrain_base` (about 20 s on one CPU thread the first time)."""
+        seed = self.base_seed if seed is None else seed
+        return pretrain_base(task, self.size, self.family, seed, self.pretrain_sequences, self.pretrain_bc(seed),
+                             cache_dir=self.cache_dir, device=self.device)
 
     def rlhf(self) -> RLHFConfig:
         """PPO against a scorer: the alignment pipeline's PPO settings with this lr, KL coefficient and budget."""
@@ -243,6 +302,25 @@ def _linear_head(features: FrozenLMFeatures, prefs: Preferences, config: RewardM
 def _bootstrap(prefs: Preferences, seed: int) -> Preferences:
     idx = torch.randint(len(prefs), (len(prefs),), generator=torch.Generator().manual_seed(seed))
     return Preferences(chosen=prefs.chosen[idx], rejected=prefs.rejected[idx])
+
+
+def ensemble_members(config: OveroptimisationConfig, task, prefs: Preferences,
+                     features: FrozenLMFeatures) -> list[LinearRewardModel]:
+    """The ensemble's ``config.ensemble_size`` linear heads (``config.ensemble_members``; module docstring).
+
+    ``features`` are pi_0's (the proxy's). "base_seeds": member m reads the features of the base model
+    pre-trained with seed ``base_seed + m`` (member 0: ``features`` itself, so it is the proxy) and is fitted
+    to ``prefs``, the proxy's pairs, flips included. "bootstrap": member m reads ``features`` and is fitted
+    to a bootstrap resample of ``prefs``.
+    """
+    if config.ensemble_members == "bootstrap":
+        return [_linear_head(features, _bootstrap(prefs, _BOOT_SEED + 100 * config.seed + m), config.rm)
+                for m in range(config.ensemble_size)]
+    members = [_linear_head(features, prefs, config.rm)]
+    for m in range(1, config.ensemble_size):
+        base = config.base_model(task, config.base_seed + m)
+        members.append(_linear_head(FrozenLMFeatures(base, device=config.device), prefs, config.rm))
+    return members
 
 
 # -- PPO measured along training --------------------------------------------------------------------------
@@ -336,8 +414,7 @@ def run_overoptimisation(config: OveroptimisationConfig = OveroptimisationConfig
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         task = make_pipeline_task("markov")
-        base = pretrain_base(task, config.size, config.family, config.base_seed, config.pretrain_sequences,
-                             config.pretrain_bc(), cache_dir=config.cache_dir, device=config.device)
+        base = config.base_model(task)
         reference = frozen_reference(base)
         timings["base_model"] = time.perf_counter() - t0
 
@@ -345,8 +422,7 @@ def run_overoptimisation(config: OveroptimisationConfig = OveroptimisationConfig
         prefs = task.preferences(config.n_pairs, noise=config.noise, seed=_PREF_SEED + config.seed)
         features = FrozenLMFeatures(base, device=config.device)  # shared: each batch's features computed once
         proxy = _linear_head(features, prefs, config.rm)
-        members = [_linear_head(features, _bootstrap(prefs, _BOOT_SEED + 100 * config.seed + m), config.rm)
-                   for m in range(config.ensemble_size)]
+        members = ensemble_members(config, task, prefs, features)  # "base_seeds": pre-trains the other bases once
         scorers = {"proxy": proxy, "ensemble": EnsembleScorer(members, config.ensemble_k)}
         held_out = task.preferences(config.n_eval_pairs, noise=0.0, seed=_HELD_SEED + config.seed)
         samples = task.rollout(base, config.n_eval_pairs, seed=_HELD_SEED + config.seed + 1)
@@ -382,8 +458,11 @@ def overoptimisation_table(result: dict[str, Any]) -> str:
     c, rm = result["config"], result["reward_models"]
     proxy, ens = rm["proxy"], rm["ensemble"]
     members = ", ".join(f"{a:.3f}" for a in ens["member_accuracy"])
+    kind = c.get("ensemble_members", "bootstrap")
+    members_of = ("bootstraps" if kind == "bootstrap" else
+                  f"heads on base models of seeds {c['base_seed']}-{c['base_seed'] + c['ensemble_size'] - 1}")
     lines = [f"Reward over-optimisation, markov task, seed {c['seed']}: linear proxy on {c['n_pairs']} pairs, "
-             f"{rm['flipped']:.0%} of labels flipped; ensemble of {c['ensemble_size']} bootstraps, mean - "
+             f"{rm['flipped']:.0%} of labels flipped; ensemble of {c['ensemble_size']} {members_of}, mean - "
              f"{c['ensemble_k']:g} std",
              f"proxy    held-out accuracy {proxy['accuracy']:.3f}, gold correlation {proxy['correlation']:.3f}",
              f"ensemble held-out accuracy {ens['accuracy']:.3f}, gold correlation {ens['correlation']:.3f} "
