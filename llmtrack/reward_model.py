@@ -48,7 +48,7 @@ from llmtrack.policy import LMPolicy, _attention
 from llmtrack.tokenizer import PAD
 
 __all__ = ["LMRewardModel", "FrozenLMFeatures", "frozen_linear_reward_model", "sequence_ids", "score_batch",
-           "gold_accuracy", "gold_correlation", "evaluate_reward_model"]
+           "gold_accuracy", "gold_correlation", "gold_slope", "evaluate_reward_model"]
 
 
 def sequence_ids(batch: TrajectoryBatch) -> Tensor:
@@ -255,6 +255,33 @@ def gold_correlation(model: nn.Module, batch: TrajectoryBatch,
     if batch.batch_size < 2 or score.std() == 0 or gold.std() == 0:
         return float("nan")
     return float(torch.corrcoef(torch.stack([score, gold]))[0, 1])
+
+
+def gold_slope(model: nn.Module, batch: TrajectoryBatch,
+               gold_reward: Callable[[TrajectoryBatch], Tensor] | None = None) -> float:
+    """The reward model's scale: least-squares slope of r(x, y) on the gold reward *within* prompts.
+
+    Both are centred per prompt (the rows of ``batch`` that share a prompt), since Bradley-Terry
+    identifies r only up to a per-prompt shift. With labels drawn as P(y1 > y2) = sigmoid(R1 - R2)
+    a perfect BT fit has slope 1; an RM that is right in direction but too flat has slope s < 1, and
+    maximising E[r] - beta KL against it is, to first order, maximising E[R] - (beta / s) KL: the
+    policy stops at pi*_{beta/s}, short of pi*_beta (EQUATIONS.md §6). Meaningless for the
+    classification objective, whose scale is not tied to the labels' model. NaN if the gold reward
+    does not vary within any prompt. ``gold_reward`` defaults to ``batch.info["gold_reward"]``.
+    """
+    gold = _gold(batch, gold_reward, "batch")
+    score = score_batch(model, batch).to(gold.dtype)
+    P = batch.obs.shape[1] - batch.horizon
+    _, group = torch.unique(batch.obs[:, :P], dim=0, return_inverse=True)
+
+    def centred(x: Tensor) -> Tensor:
+        total = torch.zeros(int(group.max()) + 1, dtype=x.dtype).index_add_(0, group, x)
+        count = torch.zeros_like(total).index_add_(0, group, torch.ones_like(x))
+        return x - (total / count)[group]
+
+    g, r = centred(gold), centred(score)
+    denominator = float((g * g).sum())
+    return float((g * r).sum()) / denominator if denominator > 0 else float("nan")
 
 
 def evaluate_reward_model(model: nn.Module, task, policy=None, n_pairs: int = 1000, n_samples: int = 1000,

@@ -35,6 +35,8 @@ def test_cli_refuses_before_any_work(capsys):
     assert "error: size:" in capsys.readouterr().err
     assert main(["demo", "reward-noise", "--seeds", "0", "--json"]) == 2
     assert "error: seeds:" in capsys.readouterr().err
+    assert main(["demo", "classification-vs-bt", "--seeds", "0", "--json"]) == 2
+    assert "error: seeds:" in capsys.readouterr().err
     assert main(["demo", "overoptimisation", "--seed", "-1", "--json"]) == 2
     assert "error: seed:" in capsys.readouterr().err
 

@@ -10,7 +10,7 @@ from llmtrack.models import build_model
 from llmtrack.pipelines.recipe import make_pipeline_task
 from llmtrack.policy import FILLERS
 from llmtrack.reward_model import (FrozenLMFeatures, LMRewardModel, evaluate_reward_model, frozen_linear_reward_model,
-                                   gold_accuracy, gold_correlation, sequence_ids)
+                                   gold_accuracy, gold_correlation, gold_slope, sequence_ids)
 from llmtrack.tasks.base import context_state
 from llmtrack.tokenizer import MASK, PAD
 from minirl.algos.reward_model import LinearRewardModel, RewardModelConfig, train_reward_model
@@ -215,3 +215,22 @@ def test_noise_sweep_reports_and_plots(tmp_path):
     reward_noise_figure(rows).savefig(tmp_path / "figure.png")
     with pytest.raises(ValueError, match="heads"):
         RewardNoiseConfig(heads=("mlp",))
+
+
+def test_gold_slope_reads_the_scale_within_prompts(task):
+    """r = a * gold + c(x): the per-prompt shift c is invisible to Bradley-Terry and to the slope, which is a."""
+    samples = task.rollout(task.base, 400, seed=6)
+    P = samples.obs.shape[1] - samples.horizon
+
+    class Scaled(torch.nn.Module):
+        def __init__(self, a):
+            super().__init__()
+            self.a = a
+
+        def score(self, batch):
+            shift = 0.37 * batch.obs[:, :P].double().sum(1) ** 2  # any function of the prompt
+            return self.a * task.gold_reward(batch).double() + shift
+
+    for a in (0.5, 1.0, -2.0):
+        assert gold_slope(Scaled(a), samples) == pytest.approx(a, rel=1e-9)
+    assert gold_correlation(Scaled(1.0), samples) < 0.99  # the shift spoils the pooled correlation, not the slope

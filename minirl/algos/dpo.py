@@ -109,9 +109,11 @@ def train_dpo(policy: Policy, reference: Policy, prefs: Preferences,
     for _ in tqdm(range(config.n_updates), desc="DPO", disable=not config.progress):
         index = torch.arange(B) if config.batch_size is None or config.batch_size >= B else \
             torch.randint(B, (config.batch_size,), generator=generator)
-        loss, stats = dpo_loss(sequence_log_prob(policy, prefs.chosen[index]),
-                               sequence_log_prob(policy, prefs.rejected[index]), ref_chosen[index],
-                               ref_rejected[index], config.beta, None if label is None else label[index])
+        logp_chosen = sequence_log_prob(policy, prefs.chosen[index])
+        device = logp_chosen.device  # the reference (and labels) may live elsewhere, e.g. an exact CPU table
+        loss, stats = dpo_loss(logp_chosen, sequence_log_prob(policy, prefs.rejected[index]),
+                               ref_chosen[index].to(device), ref_rejected[index].to(device), config.beta,
+                               None if label is None else label[index].to(device))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
