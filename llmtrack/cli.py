@@ -72,20 +72,27 @@ def _reward_noise_config(args: argparse.Namespace) -> Any:
                              progress=not args.json)
 
 
-def _reward_noise(config: Any, args: argparse.Namespace) -> dict[str, Any]:
+def _sweep(args: argparse.Namespace, rows: list[dict[str, Any]], table: Any, summarize: Any, figure_of: Any,
+           filename: str) -> dict[str, Any]:
+    """A sweep's rows as the demos report them: the table (unless --json), the figure, the JSON summary."""
     import matplotlib
 
     matplotlib.use("Agg")
     from minirl.cli import _save_figure
+
+    figure = _save_figure(figure_of(rows), Path(args.out or "figures"), filename)
+    if not args.json:
+        print(table(rows))
+        print(f"figure: {figure}")
+    return {"rows": rows, "summary": summarize(rows), "figure": str(figure)}
+
+
+def _reward_noise(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     from llmtrack.experiments.reward_noise import reward_noise_table, run_reward_noise, summarize_reward_noise
     from llmtrack.plots import reward_noise_figure
 
-    rows = run_reward_noise(config)
-    figure = _save_figure(reward_noise_figure(rows), Path(args.out or "figures"), "reward_noise.png")
-    if not args.json:
-        print(reward_noise_table(rows))
-        print(f"figure: {figure}")
-    return {"rows": rows, "summary": summarize_reward_noise(rows), "figure": str(figure)}
+    return _sweep(args, run_reward_noise(config), reward_noise_table, summarize_reward_noise, reward_noise_figure,
+                  "reward_noise.png")
 
 
 def _annotation_config(args: argparse.Namespace) -> Any:
@@ -100,19 +107,11 @@ def _annotation_config(args: argparse.Namespace) -> Any:
 
 
 def _annotation(config: Any, args: argparse.Namespace) -> dict[str, Any]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from minirl.cli import _save_figure
     from llmtrack.experiments.reward_noise import annotation_table, run_annotation_sweep, summarize_annotation
     from llmtrack.plots import annotation_figure
 
-    rows = run_annotation_sweep(config)
-    figure = _save_figure(annotation_figure(rows), Path(args.out or "figures"), "classification_vs_bt.png")
-    if not args.json:
-        print(annotation_table(rows))
-        print(f"figure: {figure}")
-    return {"rows": rows, "summary": summarize_annotation(rows), "figure": str(figure)}
+    return _sweep(args, run_annotation_sweep(config), annotation_table, summarize_annotation, annotation_figure,
+                  "classification_vs_bt.png")
 
 
 def _overoptimisation_config(args: argparse.Namespace) -> Any:
