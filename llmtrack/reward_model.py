@@ -48,7 +48,7 @@ from llmtrack.policy import LMPolicy, _attention
 from llmtrack.tokenizer import PAD
 
 __all__ = ["LMRewardModel", "FrozenLMFeatures", "frozen_linear_reward_model", "sequence_ids", "score_batch",
-           "gold_accuracy", "gold_correlation", "gold_slope", "evaluate_reward_model"]
+           "pair_accuracy", "gold_accuracy", "gold_correlation", "gold_slope", "evaluate_reward_model"]
 
 
 def sequence_ids(batch: TrajectoryBatch) -> Tensor:
@@ -224,22 +224,29 @@ def _gold(batch: TrajectoryBatch, gold_reward: Callable[[TrajectoryBatch], Tenso
     return batch.info["gold_reward"].double().cpu()
 
 
+def pair_accuracy(score_chosen: Tensor, score_rejected: Tensor, gold_chosen: Tensor, gold_rejected: Tensor) -> float:
+    """The share of pairs that the scores order as the gold reward does, a score tie counting 1/2 and
+    pairs tied in gold left out (NaN if all are); the rule behind :func:`gold_accuracy`, for scores
+    computed elsewhere (e.g. once per feature set)."""
+    informative = gold_chosen != gold_rejected
+    agree = torch.sign(score_chosen - score_rejected) * torch.sign(gold_chosen - gold_rejected)  # +1, -1, 0 on a tie
+    return float(((agree[informative] + 1) / 2).mean())
+
+
 def gold_accuracy(model: nn.Module, prefs: Preferences,
                   gold_reward: Callable[[TrajectoryBatch], Tensor] | None = None) -> float:
     """Held-out preference accuracy against the noiseless gold ordering (EQUATIONS.md §5).
 
     Each pair is ordered by the gold reward, whatever its (possibly flipped) label says; the
     accuracy is the share of pairs where the model's score orders them the same way, a tie in
-    score counting 1/2 (a constant model scores 0.5). Pairs tied in gold are left out.
-    ``gold_reward`` defaults to the batches' ``info["gold_reward"]`` (``Task.preferences`` sets it).
+    score counting 1/2 (a constant model scores 0.5). Pairs tied in gold are left out
+    (:func:`pair_accuracy`). ``gold_reward`` defaults to the batches' ``info["gold_reward"]``
+    (``Task.preferences`` sets it).
     """
     g_c, g_r = _gold(prefs.chosen, gold_reward, "chosen"), _gold(prefs.rejected, gold_reward, "rejected")
-    s_c, s_r = score_batch(model, prefs.chosen), score_batch(model, prefs.rejected)
-    informative = g_c != g_r
-    if not informative.any():
+    if not (g_c != g_r).any():
         raise ValueError("prefs: every pair is tied in gold reward")
-    agree = torch.sign(s_c - s_r) * torch.sign(g_c - g_r)  # +1 right order, -1 wrong, 0 score tie
-    return float(((agree[informative] + 1) / 2).mean())
+    return pair_accuracy(score_batch(model, prefs.chosen), score_batch(model, prefs.rejected), g_c, g_r)
 
 
 def gold_correlation(model: nn.Module, batch: TrajectoryBatch,

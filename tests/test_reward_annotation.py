@@ -4,10 +4,10 @@ determinism, refusals. No statistical claims (those live in the module docstring
 import pytest
 import torch
 
-from llmtrack.experiments.reward_noise import (AnnotationConfig, annotation_table, best_of_n_gold, pair_accuracy,
+from llmtrack.experiments.reward_noise import (AnnotationConfig, annotation_table, best_of_n_gold,
                                                run_annotation_sweep)
 from llmtrack.pipelines.recipe import make_pipeline_task
-from llmtrack.reward_model import gold_accuracy
+from llmtrack.reward_model import gold_accuracy, pair_accuracy
 
 
 @pytest.fixture(autouse=True)

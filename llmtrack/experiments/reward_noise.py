@@ -115,11 +115,11 @@ from minirl.data import TrajectoryBatch
 from llmtrack.pipelines.base import pretrain_base
 from llmtrack.pipelines.recipe import SFTRunConfig, cpu_threads, make_pipeline_task
 from llmtrack.reward_model import (FrozenLMFeatures, LMRewardModel, frozen_linear_reward_model, gold_accuracy,
-                                   gold_correlation)
+                                   gold_correlation, pair_accuracy)
 from llmtrack.rollout import generate
 
 __all__ = ["RewardNoiseConfig", "run_reward_noise", "summarize_reward_noise", "reward_noise_table", "HEADS",
-           "NOISES", "METRICS", "AnnotationConfig", "run_annotation_sweep", "annotation_table", "pair_accuracy",
+           "NOISES", "METRICS", "AnnotationConfig", "run_annotation_sweep", "annotation_table",
            "best_of_n_gold", "summarize_annotation", "LABEL_MODELS"]
 
 NOISES = (0.0, 0.1, 0.2, 0.3, 0.4)
@@ -376,14 +376,6 @@ def _features(features: FrozenLMFeatures, batch: TrajectoryBatch, chunk: int = 2
     """phi of every sequence of ``batch``, (B, d), computed once (the eval sets are scored by many heads)."""
     return torch.cat([features(batch[torch.arange(i, min(i + chunk, batch.batch_size))])
                       for i in range(0, batch.batch_size, chunk)])
-
-
-def pair_accuracy(score_chosen: Tensor, score_rejected: Tensor, gold_chosen: Tensor, gold_rejected: Tensor) -> float:
-    """:func:`~llmtrack.reward_model.gold_accuracy` from precomputed scores: the share of pairs the scores order
-    as the gold reward does, a score tie counting 1/2, gold ties left out."""
-    informative = gold_chosen != gold_rejected
-    agree = torch.sign(score_chosen - score_rejected) * torch.sign(gold_chosen - gold_rejected)
-    return float(((agree[informative] + 1) / 2).mean())
 
 
 def best_of_n_gold(scores: Tensor, gold: Tensor, n: int) -> float:
