@@ -1,8 +1,7 @@
 """SFT (behaviour cloning) against on-policy distillation (DAgger) on ``sort``, at equal data, across model families and data sizes.
 
-The question of issue 4's acceptance test -- is ``llmtrack sft --task sort --algo dagger``'s
-expert accuracy above ``--algo bc``'s at the same number of labelled sequences? -- asked over a
-grid instead of at one point. Each cell is :func:`llmtrack.pipelines.recipe.run_sft` exactly as the
+Is ``llmtrack sft --task sort --algo dagger``'s expert accuracy above ``--algo bc``'s at the same
+number of labelled sequences? Asked over a grid instead of at one point. Each cell is :func:`llmtrack.pipelines.recipe.run_sft` exactly as the
 CLI runs it (same base model, same budget of updates; only ``family``, ``labelled_sequences`` and
 the seed change), for both algorithms. Per cell and algorithm, over the seeds:
 
@@ -18,8 +17,8 @@ part DAgger's labels on the student's own states are meant to remove.
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/sft_vs_dagger.py --families gpt2 --labelled 200
     ... --json FILE   also write every run's summary there
 
-One torch thread per run (the nano models gain nothing from more); about 25 s per run here,
-so the default grid (2 families x 4 sizes x 3 seeds x 2 algorithms = 48 runs) takes about 20 minutes.
+One torch thread per run (the nano models gain nothing from more); 8-27 s per run here, and the
+default grid (2 families x 4 sizes x 3 seeds x 2 algorithms = 48 runs) took 826 s (benchmarks/README.md).
 Not part of the test suite.
 """
 
