@@ -19,7 +19,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 
 def _sft_config(args: argparse.Namespace) -> Any:
@@ -46,21 +46,28 @@ def _exposure_bias_config(args: argparse.Namespace) -> Any:
                               progress=not args.json)
 
 
-def _exposure_bias(config: Any, args: argparse.Namespace) -> dict[str, Any]:
+def _report(args: argparse.Namespace, make_figure: Callable[[], Any], table: str, filename: str) -> str:
+    """How the demos report: save the figure under --out (./figures), print the table and its path
+    unless --json; returns the figure's path for the JSON summary."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # before the figure is made: no display needed
     from minirl.cli import _save_figure
+
+    figure = _save_figure(make_figure(), Path(args.out or "figures"), filename)
+    if not args.json:
+        print(table)
+        print(f"figure: {figure}")
+    return str(figure)
+
+
+def _exposure_bias(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     from llmtrack.experiments.exposure_bias import run_exposure_bias
     from llmtrack.plots import exposure_bias_figure
 
     result = run_exposure_bias(config)
-    figure = _save_figure(exposure_bias_figure(result), Path(args.out or "figures"), "exposure_bias.png")
-    summary = result.summary() | {"figure": str(figure)}
-    if not args.json:
-        print(result.table())
-        print(f"figure: {figure}")
-    return summary
+    figure = _report(args, lambda: exposure_bias_figure(result), result.table(), "exposure_bias.png")
+    return result.summary() | {"figure": figure}
 
 
 def _reward_noise_config(args: argparse.Namespace) -> Any:
@@ -75,16 +82,8 @@ def _reward_noise_config(args: argparse.Namespace) -> Any:
 def _sweep(args: argparse.Namespace, rows: list[dict[str, Any]], table: Any, summarize: Any, figure_of: Any,
            filename: str) -> dict[str, Any]:
     """A sweep's rows as the demos report them: the table (unless --json), the figure, the JSON summary."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from minirl.cli import _save_figure
-
-    figure = _save_figure(figure_of(rows), Path(args.out or "figures"), filename)
-    if not args.json:
-        print(table(rows))
-        print(f"figure: {figure}")
-    return {"rows": rows, "summary": summarize(rows), "figure": str(figure)}
+    figure = _report(args, lambda: figure_of(rows), table(rows), filename)
+    return {"rows": rows, "summary": summarize(rows), "figure": figure}
 
 
 def _reward_noise(config: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -122,21 +121,14 @@ def _overoptimisation_config(args: argparse.Namespace) -> Any:
 
 
 def _overoptimisation(config: Any, args: argparse.Namespace) -> dict[str, Any]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from minirl.cli import _save_figure
     from llmtrack.alignment.plots import overoptimisation_experiment_figure
     from llmtrack.experiments.overoptimisation import overoptimisation_table, run_overoptimisation
 
     result = run_overoptimisation(config)
-    figure = _save_figure(overoptimisation_experiment_figure(result), Path(args.out or "figures"),
-                          "overoptimisation.png")
-    if not args.json:
-        print(overoptimisation_table(result))
-        print(f"figure: {figure}")
+    figure = _report(args, lambda: overoptimisation_experiment_figure(result), overoptimisation_table(result),
+                     "overoptimisation.png")
     fits = {m: {s: f._asdict() for s, f in by.items()} for m, by in result["fits"].items()}
-    return {**result, "fits": fits, "figure": str(figure)}
+    return {**result, "fits": fits, "figure": figure}
 
 
 def _pipeline_config(args: argparse.Namespace) -> Any:

@@ -137,6 +137,7 @@ from llmtrack.pipelines.recipe import make_pipeline_task
 from llmtrack.pipelines.rlhf import RLHFConfig, lm_ppo_config, train_rlhf
 from llmtrack.policy import LMPolicy, frozen_reference
 from llmtrack.reward_model import FrozenLMFeatures, gold_accuracy, gold_correlation, score_batch
+from llmtrack.tasks.base import check_count
 
 __all__ = ["OveroptimisationConfig", "run_overoptimisation", "overoptimisation_table", "fitted_peak", "SCORERS",
            "METHODS", "ENSEMBLE_MEMBERS", "ensemble_members"]
@@ -151,11 +152,6 @@ GAO_FORM = {"bon": "bon", "ppo": "rl"}
 
 # keep every stage's randomness apart from the others' (and from the base model's corpus, seed base_seed)
 _PREF_SEED, _BOOT_SEED, _HELD_SEED, _BON_SEED, _EVAL_SEED = 1000, 50_000, 20_000, 30_000, 40_000
-
-
-def _integer(value: Any, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}: must be an integer >= {minimum}, got {value!r}")
 
 
 def _positive(value: Any, name: str) -> None:
@@ -225,14 +221,14 @@ class OveroptimisationConfig:
     """PPO progress bars."""
 
     def __post_init__(self) -> None:
-        _integer(self.seed, "seed", 0)
-        _integer(self.base_seed, "base_seed", 0)
-        _integer(self.n_pairs, "n_pairs", 1)
+        check_count(self.seed, "seed", 0)
+        check_count(self.base_seed, "base_seed", 0)
+        check_count(self.n_pairs, "n_pairs", 1)
         if isinstance(self.noise, bool) or not isinstance(self.noise, (int, float)) or not 0.0 <= self.noise < 0.5:
             raise ValueError(f"noise: must be a probability in [0, 0.5), got {self.noise!r}")
         if not isinstance(self.rm, RewardModelConfig):
             raise ValueError(f"rm: must be a RewardModelConfig, got {type(self.rm).__name__}")
-        _integer(self.ensemble_size, "ensemble_size", 2)
+        check_count(self.ensemble_size, "ensemble_size", 2)
         if not isinstance(self.ensemble_members, str) or self.ensemble_members not in ENSEMBLE_MEMBERS:
             raise ValueError(f"ensemble_members: must be one of {ENSEMBLE_MEMBERS}, got {self.ensemble_members!r}")
         if (isinstance(self.ensemble_k, bool) or not isinstance(self.ensemble_k, (int, float))
@@ -242,14 +238,14 @@ class OveroptimisationConfig:
         if isinstance(ns, (str, bytes)) or not isinstance(ns, Sequence) or len(set(ns)) < 3:
             raise ValueError(f"bon_ns: need at least three distinct integers >= 1 (for the fit), got {ns!r}")
         for n in ns:
-            _integer(n, "bon_ns", 1)
+            check_count(n, "bon_ns", 1)
         object.__setattr__(self, "bon_ns", tuple(sorted({int(n) for n in ns})))
-        _integer(self.bon_prompts, "bon_prompts", 2)
+        check_count(self.bon_prompts, "bon_prompts", 2)
         _positive(self.ppo_beta, "ppo_beta")
         _positive(self.ppo_lr, "ppo_lr")
         for name, minimum in (("ppo_tokens", 1), ("ppo_prompts", 1), ("eval_every", 1), ("n_eval", 2),
                               ("n_eval_pairs", 2), ("pretrain_sequences", 1), ("pretrain_updates", 1)):
-            _integer(getattr(self, name), name, minimum)
+            check_count(getattr(self, name), name, minimum)
         if self.size not in PRESETS:
             raise ValueError(f"size: unknown size preset {self.size!r}; valid: {sorted(PRESETS)}")
         if self.family not in FAMILIES:

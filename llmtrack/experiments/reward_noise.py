@@ -117,6 +117,7 @@ from llmtrack.pipelines.recipe import SFTRunConfig, cpu_threads, make_pipeline_t
 from llmtrack.reward_model import (FrozenLMFeatures, LMRewardModel, frozen_linear_reward_model, gold_accuracy,
                                    gold_correlation, pair_accuracy)
 from llmtrack.rollout import generate
+from llmtrack.tasks.base import check_count
 
 __all__ = ["RewardNoiseConfig", "run_reward_noise", "summarize_reward_noise", "reward_noise_table", "HEADS",
            "NOISES", "METRICS", "AnnotationConfig", "run_annotation_sweep", "annotation_table",
@@ -174,9 +175,7 @@ class RewardNoiseConfig:
         if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
             raise ValueError(f"seeds: must be a non-empty tuple of integers >= 0, got {self.seeds!r}")
         for name in ("n_pairs", "n_eval_pairs", "n_eval_samples"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-                raise ValueError(f"{name}: must be an integer >= 2, got {value!r}")
+            check_count(getattr(self, name), name, 2)
         self.run_config(self.seeds[0])  # validates size, family, device before any work
 
     def run_config(self, seed: int) -> SFTRunConfig:
@@ -352,9 +351,7 @@ class AnnotationConfig:
         if isinstance(self.ridge, bool) or not isinstance(self.ridge, (int, float)) or not 0.0 <= self.ridge < 1e3:
             raise ValueError(f"ridge: must be a number in [0, 1000), got {self.ridge!r}")
         for name in ("n_eval_pairs", "n_eval_samples", "bon_prompts"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-                raise ValueError(f"{name}: must be an integer >= 2, got {value!r}")
+            check_count(getattr(self, name), name, 2)
         self.run_config(self.seeds[0])  # validates size, family, device before any work
 
     def run_config(self, seed: int) -> SFTRunConfig:
