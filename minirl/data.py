@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from minirl.checks import check_binary_mask, check_finite, check_int, check_number
+
 __all__ = ["TrajectoryBatch", "Preferences", "empirical_occupancy"]
 
 _OPTIONAL = ("rewards", "log_probs", "values", "terminated")
@@ -56,8 +58,8 @@ class TrajectoryBatch:
                 raise ValueError(f"{name}: must be a torch.Tensor, got {type(value).__name__}")
         if self.mask.ndim != 2:
             raise ValueError(f"mask: must have shape (B, T), got {tuple(self.mask.shape)}")
-        if self.mask.dtype != torch.bool:
-            object.__setattr__(self, "mask", self.mask.bool())
+        if self.mask.dtype != torch.bool:  # exactly 0/1: a mask of 0.5, 2 or -1 is refused, not read as True
+            object.__setattr__(self, "mask", check_binary_mask(self.mask, "mask"))
         B, T = self.mask.shape
         if tuple(self.actions.shape[:2]) != (B, T):
             raise ValueError(f"actions: must start with (B, T) = {(B, T)}, got {tuple(self.actions.shape)}")
@@ -67,6 +69,10 @@ class TrajectoryBatch:
             value = getattr(self, name)
             if value is not None and tuple(value.shape) != (B, T):
                 raise ValueError(f"{name}: must have shape (B, T) = {(B, T)}, got {tuple(value.shape)}")
+        # NaN / inf would flow silently into every loss (one NaN reward turns a PPO policy into NaN):
+        # refused here, at the one boundary every batch crosses. Integer fields (ids) are finite by type.
+        for name in ("obs", "actions", "rewards", "log_probs", "values"):
+            check_finite(getattr(self, name), name)
 
     # -- sizes ---------------------------------------------------------------
     @property
@@ -160,8 +166,10 @@ class Preferences:
 
     Attributes:
         chosen, rejected: TrajectoryBatches with the same B (for tokens: the same prompt in row i).
-        strength: optional (B,) probability or margin attached to each label (e.g. the
-            Bradley-Terry probability the labeller used); None when labels are hard.
+        strength: optional (B,) probability in [0, 1] attached to each label (e.g. the
+            Bradley-Terry probability the labeller used: p that ``chosen`` is preferred); None
+            when labels are hard. DPO and the reward models read it as that probability, so
+            values outside [0, 1] (or NaN) are refused here, once, for every consumer.
     """
 
     chosen: TrajectoryBatch
@@ -174,8 +182,16 @@ class Preferences:
             raise ValueError(f"rejected: has {self.rejected.batch_size} pairs but chosen has {B}")
         if B == 0:
             raise ValueError("chosen: the preference set is empty")
-        if self.strength is not None and tuple(self.strength.shape) != (B,):
-            raise ValueError(f"strength: must have shape (B,) = ({B},), got {tuple(self.strength.shape)}")
+        if self.strength is not None:
+            if not isinstance(self.strength, Tensor):
+                raise ValueError(f"strength: must be a torch.Tensor or None, got {type(self.strength).__name__}")
+            if tuple(self.strength.shape) != (B,):
+                raise ValueError(f"strength: must have shape (B,) = ({B},), got {tuple(self.strength.shape)}")
+            check_finite(self.strength, "strength")
+            outside = (self.strength < 0) | (self.strength > 1)
+            if bool(outside.any()):
+                raise ValueError(f"strength: label probabilities must lie in [0, 1], got "
+                                 f"{float(self.strength[outside][0])} at pair {int(outside.nonzero()[0])}")
         if self.chosen.obs.shape == self.rejected.obs.shape and self.chosen.actions.shape == self.rejected.actions.shape:
             same = ((self.chosen.actions == self.rejected.actions) | ~self.chosen.mask).flatten(1).all(1) \
                 & (self.chosen.mask == self.rejected.mask).all(1) \
@@ -193,8 +209,14 @@ def empirical_occupancy(batch: TrajectoryBatch, n_states: int, n_actions: int, g
     The same (unnormalised) convention as :func:`minirl.mdp.occupancy_measure`, so the two can be
     compared directly; this is what demonstrations let a learner estimate without any reward.
     """
+    n_states, n_actions = check_int(n_states, "n_states", 1), check_int(n_actions, "n_actions", 1)
+    gamma = check_number(gamma, "gamma", 0.0, 1.0, strict_minimum=True)
     if batch.obs.shape != batch.mask.shape:
         raise ValueError("batch: empirical_occupancy needs tabular state ids, obs of shape (B, T)")
+    for name, ids, n in (("obs", batch.obs[batch.mask].long(), n_states),
+                         ("actions", batch.actions[batch.mask].long(), n_actions)):
+        if ids.numel() and (ids.min() < 0 or ids.max() >= n):
+            raise ValueError(f"{name}: ids must lie in [0, {n}), got range [{int(ids.min())}, {int(ids.max())}]")
     t = torch.arange(batch.horizon).expand_as(batch.mask)[batch.mask]  # time index of each real step
     index = batch.obs[batch.mask].long() * n_actions + batch.actions[batch.mask].long()
     weights = torch.as_tensor(gamma, dtype=torch.float64) ** t

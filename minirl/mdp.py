@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minirl.checks import check_int, check_number
+
 __all__ = [
     "TabularMDP",
     "policy_evaluation",
@@ -44,14 +46,6 @@ def _fail(field_name: str, rule: str) -> None:
     raise ValueError(f"{field_name}: {rule}")
 
 
-def _is_positive_int(x) -> bool:
-    """True for 1, 2, 3.0, ...; False (not an exception) for 0, 2.5, inf, nan, "3"."""
-    try:
-        return int(x) == x and x >= 1
-    except (TypeError, ValueError, OverflowError):
-        return False
-
-
 @dataclass(frozen=True)
 class TabularMDP:
     """A finite MDP (or MDP\\R when ``R is None``), validated on construction.
@@ -61,7 +55,7 @@ class TabularMDP:
         R: expected reward R[s, a], shape (S, A), or ``None`` for an MDP without reward.
         rho0: initial state distribution, shape (S,).
         gamma: discount factor in (0, 1].
-        horizon: episode length T (a positive int), or ``None`` for an unbounded episode.
+        horizon: episode length T (an int >= 1; not a bool, not 3.0), or ``None`` for an unbounded episode.
         terminal: boolean mask (S,) of states that end an episode on entry. Such a
             state must be absorbing with zero reward, so that the exact solvers (which
             never look at this mask) agree with the environment (which stops there).
@@ -102,11 +96,11 @@ class TabularMDP:
             _fail("rho0", f"must have shape (S,) = {(S,)}, got {rho0.shape}")
         if np.any(rho0 < 0) or not np.isclose(rho0.sum(), 1.0, atol=_ATOL):
             _fail("rho0", "must be a probability distribution (non-negative, sums to 1)")
-        gamma = float(self.gamma)
+        gamma = check_number(self.gamma, "gamma")  # a real number: True is not gamma = 1
         if not (0.0 < gamma <= 1.0):
             _fail("gamma", f"must be in (0, 1], got {self.gamma}")
-        if self.horizon is not None and not _is_positive_int(self.horizon):
-            _fail("horizon", f"must be a positive integer or None, got {self.horizon}")
+        if self.horizon is not None:  # an integer, not a bool: horizon=True is not horizon 1
+            check_int(self.horizon, "horizon", 1)
         terminal = None
         if self.terminal is not None:
             terminal = np.asarray(self.terminal, dtype=bool)
@@ -226,6 +220,7 @@ def value_iteration(
         (V, Q, pi): V (S,), Q (S, A) and the greedy deterministic policy (S, A).
     """
     mdp._discounted("value_iteration")
+    tol, max_iter = check_number(tol, "tol", 0.0, strict_minimum=True), check_int(max_iter, "max_iter", 1)
     R = mdp._reward(R)
     V = np.zeros(mdp.n_states)
     for _ in range(max_iter):
@@ -248,6 +243,7 @@ def policy_iteration(
         (V, pi): the optimal values (S,) and a deterministic optimal policy (S, A).
     """
     mdp._discounted("policy_iteration")
+    max_iter = check_int(max_iter, "max_iter", 1)
     R = mdp._reward(R)
     pi = greedy_policy(R)
     for _ in range(max_iter):
@@ -317,8 +313,10 @@ def soft_value_iteration(
         horizon: None for the discounted fixed point (needs gamma < 1); an int T for
             backward induction over T steps with V_T = 0 (any gamma in (0, 1]).
     """
+    check_number(alpha, "alpha")
     if not alpha > 0:
         _fail("alpha", f"temperature must be > 0, got {alpha}")
+    tol, max_iter = check_number(tol, "tol", 0.0, strict_minimum=True), check_int(max_iter, "max_iter", 1)
     R = mdp._reward(R)
     log_prior = None
     if prior is not None:
@@ -326,8 +324,7 @@ def soft_value_iteration(
         with np.errstate(divide="ignore"):
             log_prior = np.log(prior)
     if horizon is not None:
-        if not _is_positive_int(horizon):
-            _fail("horizon", f"must be a positive integer, got {horizon}")
+        horizon = check_int(horizon, "horizon", 1)
         S, A = mdp.n_states, mdp.n_actions
         Q = np.zeros((horizon, S, A))
         V = np.zeros((horizon + 1, S))
@@ -355,8 +352,7 @@ def state_distributions(mdp: TabularMDP, pi: np.ndarray, horizon: int) -> np.nda
 
     ``pi`` may be stationary (S, A) or time-indexed (T, S, A).
     """
-    if not _is_positive_int(horizon):
-        _fail("horizon", f"must be a positive integer, got {horizon}")
+    horizon = check_int(horizon, "horizon", 1)
     pi = mdp._check_policy(pi, time_indexed=True)
     if pi.ndim == 3 and pi.shape[0] < horizon:
         _fail("pi", f"time-indexed policy covers {pi.shape[0]} steps, fewer than horizon {horizon}")

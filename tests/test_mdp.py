@@ -370,11 +370,13 @@ _INVALID = {
     "gamma 0": (_with(gamma=0.0), r"^gamma: must be in \(0, 1\]"),
     "gamma 1.5": (_with(gamma=1.5), r"^gamma: must be in \(0, 1\]"),
     "gamma negative": (_with(gamma=-0.5), r"^gamma: must be in \(0, 1\]"),
-    "horizon 0": (_with(horizon=0), r"^horizon: must be a positive integer"),
-    "horizon negative": (_with(horizon=-3), r"^horizon: must be a positive integer"),
-    "horizon 2.5": (_with(horizon=2.5), r"^horizon: must be a positive integer"),
-    "horizon inf": (_with(horizon=float("inf")), r"^horizon: must be a positive integer"),
-    "horizon nan": (_with(horizon=float("nan")), r"^horizon: must be a positive integer"),
+    "horizon 0": (_with(horizon=0), r"^horizon: must be an integer >= 1"),
+    "horizon negative": (_with(horizon=-3), r"^horizon: must be an integer >= 1"),
+    "horizon 2.5": (_with(horizon=2.5), r"^horizon: must be an integer >= 1"),
+    "horizon 3.0": (_with(horizon=3.0), r"^horizon: must be an integer >= 1"),  # a float, even a whole one
+    "horizon True": (_with(horizon=True), r"^horizon: must be an integer >= 1"),  # a bool is not horizon 1
+    "horizon inf": (_with(horizon=float("inf")), r"^horizon: must be an integer >= 1"),
+    "horizon nan": (_with(horizon=float("nan")), r"^horizon: must be an integer >= 1"),
     "terminal shape": (_with(terminal=np.zeros(4, dtype=bool)), r"^terminal: must have shape"),
     "terminal not absorbing": (_with(terminal=np.array([False, True, False])), r"^terminal: .*state 1 must be absorbing"),
     "terminal with reward": (_with(P=_P_absorbing_last(), R=np.array([[0, 0], [0, 0], [0, 1.0]]),
@@ -394,7 +396,7 @@ def test_invalid_mdp_raises_naming_the_field(case):
 def test_valid_edge_cases_are_accepted():
     # The boundary values the validation must let through (so the cases above fail for their reason).
     TabularMDP(**_with(gamma=1.0, horizon=1))
-    TabularMDP(**_with(horizon=3.0))
+    TabularMDP(**_with(horizon=np.int64(3)))
     TabularMDP(**_with(P=_P_absorbing_last(), terminal=np.array([False, False, True])))
     # Rows within the 1e-6 tolerance are accepted, then stored as exact distributions.
     P = np.full((3, 2, 3), 1 / 3)
