@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from minirl.checks import check_int, check_number, check_seed
+
 __all__ = ["discriminator_loss", "StepDiscriminator", "AIRLDiscriminator", "SequenceDiscriminator", "mlp"]
 
 
@@ -130,6 +132,7 @@ class StepDiscriminator(nn.Module):
     def __init__(self, obs_dim: int, action_dim: int, discrete_obs: bool, discrete_actions: bool,
                  hidden: tuple[int, ...] = (64, 64), seed: int = 0):
         super().__init__()
+        obs_dim, action_dim, seed = check_int(obs_dim, "obs_dim", 1), check_int(action_dim, "action_dim", 1), check_seed(seed)
         self.encoder = _Encoder(obs_dim, discrete_obs, action_dim, discrete_actions)
         with torch.random.fork_rng():
             torch.manual_seed(seed)
@@ -154,7 +157,8 @@ class AIRLDiscriminator(nn.Module):
     def __init__(self, obs_dim: int, discrete_obs: bool, gamma: float, hidden: tuple[int, ...] = (64, 64),
                  seed: int = 0):
         super().__init__()
-        if not 0.0 < gamma <= 1.0:
+        obs_dim, seed = check_int(obs_dim, "obs_dim", 1), check_seed(seed)
+        if not 0.0 < check_number(gamma, "gamma") <= 1.0:
             raise ValueError(f"gamma: must be in (0, 1], got {gamma}")
         self.gamma = gamma
         self.encoder = _Encoder(obs_dim, discrete_obs, 0, False)

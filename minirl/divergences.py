@@ -119,14 +119,14 @@ REWARD_RULES: dict[str, RewardRule] = {
 
 def get_divergence(name: str) -> FDivergence:
     """The divergence called ``name``; an unknown one is a ValueError listing the valid names."""
-    if name not in DIVERGENCES:
+    if not isinstance(name, str) or name not in DIVERGENCES:
         raise ValueError(f"divergence: unknown divergence {name!r}; valid: {sorted(DIVERGENCES)}")
     return DIVERGENCES[name]
 
 
 def get_reward_rule(name: str) -> RewardRule:
     """The reward rule called ``name``; an unknown one is a ValueError listing the valid names."""
-    if name not in REWARD_RULES:
+    if not isinstance(name, str) or name not in REWARD_RULES:
         raise ValueError(f"reward: unknown reward rule {name!r}; valid: {sorted(REWARD_RULES)}")
     return REWARD_RULES[name]
 

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from minirl.checks import check_int, check_number, check_probability, check_seed
 from minirl.data import TrajectoryBatch
 
 __all__ = [
@@ -54,6 +55,8 @@ __all__ = [
     "ValueMLP",
     "TabularValue",
     "check_not_shared",
+    "action_count",
+    "check_same_actions",
 ]
 
 
@@ -144,7 +147,8 @@ class TabularPolicy(CategoricalPolicy):
     def __init__(self, n_states: int, n_actions: int, init_scale: float = 0.0,
                  generator: torch.Generator | None = None):
         super().__init__()
-        self.n_states, self.n_actions = n_states, n_actions
+        self.n_states, self.n_actions = check_int(n_states, "n_states", 1), check_int(n_actions, "n_actions", 1)
+        init_scale = check_number(init_scale, "init_scale")
         theta = torch.randn(n_states, n_actions, generator=generator) * init_scale
         # init_scale = 0: a state without data keeps the uniform policy, the uninformed learner.
         self.theta = nn.Parameter(theta)
@@ -189,7 +193,8 @@ class MLPPolicy(CategoricalPolicy):
 
     def __init__(self, obs_dim: int, n_actions: int, hidden: tuple[int, ...] = (64, 64), seed: int = 0):
         super().__init__()
-        self.obs_dim, self.n_actions = obs_dim, n_actions
+        self.obs_dim, self.n_actions = check_int(obs_dim, "obs_dim", 1), check_int(n_actions, "n_actions", 1)
+        hidden, seed = _check_hidden(hidden), check_seed(seed)
         gen_state = torch.random.get_rng_state()
         torch.manual_seed(seed)  # weights depend on the seed only, not on global state
         layers: list[nn.Module] = []
@@ -218,8 +223,7 @@ class SlipPolicy(CategoricalPolicy):
 
     def __init__(self, policy: CategoricalPolicy, epsilon: float):
         super().__init__()
-        if not 0.0 <= epsilon <= 1.0:
-            raise ValueError(f"epsilon: must be in [0, 1], got {epsilon}")
+        epsilon = check_probability(epsilon, "epsilon")
         if policy.n_actions < 2:
             raise ValueError("policy: slipping needs at least 2 actions")
         self.policy, self.epsilon, self.n_actions = policy, epsilon, policy.n_actions
@@ -247,8 +251,7 @@ class MixturePolicy(nn.Module):
 
     def __init__(self, expert: Policy, learner: Policy, beta: float):
         super().__init__()
-        if not 0.0 <= beta <= 1.0:
-            raise ValueError(f"beta: must be in [0, 1], got {beta}")
+        beta = check_probability(beta, "beta")
         self.expert, self.learner, self.beta = expert, learner, beta
 
     @torch.no_grad()
@@ -268,6 +271,13 @@ class MixturePolicy(nn.Module):
 # ----------------------------------------------------------------------------
 # Continuous actions and value functions (actor-critic methods, EQUATIONS.md §6)
 # ----------------------------------------------------------------------------
+
+def _check_hidden(hidden: tuple[int, ...]) -> tuple[int, ...]:
+    """Hidden widths: a sequence of integers >= 1 (possibly empty: a linear model)."""
+    if isinstance(hidden, (int, np.integer, str)) or not hasattr(hidden, "__iter__"):
+        raise ValueError(f"hidden: must be a sequence of integers >= 1, got {hidden!r}")
+    return tuple(check_int(h, "hidden", 1) for h in hidden)
+
 
 def _mlp(in_dim: int, hidden: tuple[int, ...], out_dim: int, out_gain: float, seed: int) -> nn.Sequential:
     """tanh MLP with orthogonal weights (gain sqrt 2 hidden, ``out_gain`` last) and zero biases.
@@ -308,8 +318,9 @@ class GaussianPolicy(nn.Module):
     def __init__(self, obs_dim: int, act_dim: int, hidden: tuple[int, ...] = (64, 64),
                  log_std_init: float = 0.0, seed: int = 0):
         super().__init__()
-        self.obs_dim, self.act_dim = obs_dim, act_dim
-        self.net = _mlp(obs_dim, tuple(hidden), act_dim, out_gain=0.01, seed=seed)
+        self.obs_dim, self.act_dim = check_int(obs_dim, "obs_dim", 1), check_int(act_dim, "act_dim", 1)
+        log_std_init = check_number(log_std_init, "log_std_init")
+        self.net = _mlp(obs_dim, _check_hidden(hidden), act_dim, out_gain=0.01, seed=check_seed(seed))
         self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std_init)))
 
     def mean(self, obs: Tensor) -> Tensor:
@@ -366,8 +377,8 @@ class ValueMLP(nn.Module):
 
     def __init__(self, obs_dim: int, hidden: tuple[int, ...] = (64, 64), seed: int = 0):
         super().__init__()
-        self.obs_dim = obs_dim
-        self.net = _mlp(obs_dim, tuple(hidden), 1, out_gain=1.0, seed=seed)
+        self.obs_dim = check_int(obs_dim, "obs_dim", 1)
+        self.net = _mlp(obs_dim, _check_hidden(hidden), 1, out_gain=1.0, seed=check_seed(seed))
 
     def value(self, obs: Tensor) -> Tensor:
         return self.net(_check_features(obs, self.obs_dim)).squeeze(-1)  # (...,)
@@ -382,7 +393,7 @@ class TabularValue(nn.Module):
 
     def __init__(self, n_states: int):
         super().__init__()
-        self.n_states = n_states
+        self.n_states = check_int(n_states, "n_states", 1)
         self.v = nn.Parameter(torch.zeros(n_states))
 
     def value(self, obs: Tensor) -> Tensor:
@@ -396,8 +407,66 @@ class TabularValue(nn.Module):
         return torch.where(batch.mask, v, torch.zeros_like(v))
 
 
+def _storage_spans(module: nn.Module) -> list[tuple[torch.device, int, int]]:
+    """(device, start, end) of the memory behind each parameter's *storage* (not just its first element)."""
+    spans = []
+    for p in module.parameters():
+        storage = p.untyped_storage()
+        if storage.nbytes() > 0:
+            spans.append((p.device, storage.data_ptr(), storage.data_ptr() + storage.nbytes()))
+    return spans
+
+
 def check_not_shared(policy: nn.Module, reference: nn.Module) -> None:
-    """Refuse a reference model that shares parameters with the policy (it would move with it)."""
-    ours = {p.data_ptr() for p in policy.parameters()}
-    if any(p.data_ptr() in ours for p in reference.parameters()):
-        raise ValueError("reference: shares parameters with the policy; pass a frozen copy (frozen_reference)")
+    """Refuse a reference model that shares parameter memory with the policy (it would move with it).
+
+    Compared by storage, not by ``data_ptr``: a reference parameter that is a slice or view of a
+    policy parameter (``nn.Parameter(policy.theta[1:])``, ``theta.view(...)``) starts elsewhere but
+    lives in the same storage, and any overlap of two storages counts.
+    """
+    ours = _storage_spans(policy)
+    for device, start, end in _storage_spans(reference):
+        if any(device == d and start < e and s < end for d, s, e in ours):
+            raise ValueError("reference: shares parameters with the policy; pass a frozen copy (frozen_reference)")
+
+
+def action_count(model: object) -> int | None:
+    """How many discrete actions (tokens) ``model`` acts over or reads, where it says; else None.
+
+    Read from ``n_actions`` (categorical and token policies, exact experts, reward tables), else a
+    HuggingFace config's ``vocab_size``, else from what the model wraps (``model``, ``policy``,
+    ``scorer``, ``features``: an LM reward model's backbone, a discriminator's scorer, ...).
+    """
+    seen: set[int] = set()
+
+    def find(obj: object, depth: int) -> int | None:
+        if obj is None or id(obj) in seen or depth > 3:
+            return None
+        seen.add(id(obj))
+        n = getattr(obj, "n_actions", None)
+        if isinstance(n, (int, np.integer)) and not isinstance(n, bool):
+            return int(n)
+        vocab = getattr(getattr(obj, "config", None), "vocab_size", None)
+        if isinstance(vocab, (int, np.integer)) and not isinstance(vocab, bool):
+            return int(vocab)
+        for name in ("model", "policy", "scorer", "features"):
+            inner = obj.__dict__.get(name) if hasattr(obj, "__dict__") else None
+            if inner is None and isinstance(obj, nn.Module):
+                inner = obj._modules.get(name)
+            found = find(inner, depth + 1)
+            if found is not None:
+                return found
+        return None
+
+    return find(model, 0)
+
+
+def check_same_actions(first: object, second: object, first_name: str = "policy",
+                       second_name: str = "reference") -> None:
+    """Refuse two models that meet (a policy and its reference, teacher or reward model) but act over
+    different action sets / vocabularies: a token id means another token to each, and log-ratios or
+    scores across them are meaningless. A model that does not say its count (``action_count``) passes."""
+    a, b = action_count(first), action_count(second)
+    if a is not None and b is not None and a != b:
+        raise ValueError(f"{second_name}: has {b} actions (vocabulary size) but the {first_name} has {a}; "
+                         "both must act over the same vocabulary")

@@ -20,8 +20,9 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from minirl.checks import check_int, check_seed
 from minirl.data import TrajectoryBatch
-from minirl.policies import Policy
+from minirl.policies import Policy, action_count
 
 __all__ = ["rollout", "episode_returns", "collect_fragments", "FragmentState"]
 
@@ -58,11 +59,14 @@ def rollout(
         policy, ``terminated``, ``rewards`` (unless the env hides them) and, for an MDP\\R,
         ``info["gold_reward"]`` (B, T) for evaluators only.
     """
-    if n_episodes < 1:
-        raise ValueError(f"n_episodes: must be >= 1, got {n_episodes}")
+    n_episodes = check_int(n_episodes, "n_episodes", 1)
+    max_steps = check_int(max_steps, "max_steps", 1)
+    if seed is not None:
+        seed = check_seed(seed)
     mode = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
         raise ValueError(f"envs: autoreset mode must be NEXT_STEP or SAME_STEP, got {mode}")
+    _check_action_space(envs, policy)
     if generator is None:
         generator = torch.Generator().manual_seed(seed if seed is not None else 0)
     N = envs.num_envs
@@ -160,12 +164,24 @@ class FragmentState:
 
 
 def _check_action_space(envs: VectorEnv, policy: Policy) -> None:
-    """Refuse a discrete policy in a continuous action space and vice versa (ValueError on ``policy``)."""
-    from minirl.policies import CategoricalPolicy, GaussianPolicy
+    """Refuse a discrete policy in a continuous action space and vice versa, and a discrete policy whose
+    action count differs from the env's Discrete(n) (a 6-action policy would send actions 4 and 5 to a
+    4-action env, or never take an action that exists); ValueError on ``policy``. A mixture (DAgger's
+    roll-in) is checked through both of its policies."""
+    from minirl.policies import GaussianPolicy, MixturePolicy
 
+    if isinstance(policy, MixturePolicy):
+        _check_action_space(envs, policy.expert)
+        _check_action_space(envs, policy.learner)
+        return
     space = envs.single_action_space
-    if isinstance(policy, CategoricalPolicy) and not isinstance(space, gym.spaces.Discrete):
-        raise ValueError(f"policy: a categorical policy cannot act in the action space {space}")
+    n_actions = action_count(policy)
+    if n_actions is not None:
+        if not isinstance(space, gym.spaces.Discrete):
+            raise ValueError(f"policy: a categorical policy cannot act in the action space {space}")
+        if n_actions != int(space.n):
+            raise ValueError(f"policy: has {n_actions} actions but the env's action space is {space} "
+                             f"({int(space.n)} actions)")
     if isinstance(policy, GaussianPolicy):
         if not isinstance(space, gym.spaces.Box):
             raise ValueError(f"policy: a Gaussian policy needs a Box action space, got {space}")
@@ -208,8 +224,9 @@ def collect_fragments(
         (B, T) (0 where the env hides it), ``gold_reward`` where the env provides it, and
         ``episode_returns`` (list of floats) the gold (else env) returns of episodes completed.
     """
-    if n_steps < 1:
-        raise ValueError(f"n_steps: must be >= 1, got {n_steps}")
+    n_steps = check_int(n_steps, "n_steps", 1)
+    if seed is not None:
+        seed = check_seed(seed)
     mode = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
         raise ValueError(f"envs: autoreset mode must be NEXT_STEP or SAME_STEP, got {mode}")

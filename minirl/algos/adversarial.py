@@ -43,10 +43,12 @@ from gymnasium.vector import VectorEnv
 from torch import Tensor, nn
 
 from minirl.algos.ppo import PPO, BatchSource, PPOConfig
+from minirl.checks import check_int, check_number, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.discriminators import AIRLDiscriminator, StepDiscriminator, discriminator_loss
 from minirl.divergences import get_divergence, get_reward_rule
-from minirl.policies import Policy, ValueFunction
+from minirl.policies import Policy, ValueFunction, check_same_actions
+from minirl.rollout import _check_action_space
 
 __all__ = ["AdversarialConfig", "AdversarialImitation", "transitions", "absorbing_transitions", "ALGORITHMS"]
 
@@ -87,10 +89,17 @@ class AdversarialConfig:
             raise ValueError(f"reward: rule {rule.name!r} belongs to divergence {rule.divergence!r}, "
                              f"not {self.divergence!r}")
         for name in ("disc_epochs", "disc_minibatches"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ValueError(f"lr: must be > 0, got {self.lr}")
+            check_int(getattr(self, name), name, 1)
+        if isinstance(self.hidden, (int, str)) or not hasattr(self.hidden, "__iter__"):
+            raise ValueError(f"hidden: must be a sequence of integers >= 1, got {self.hidden!r}")
+        for width in self.hidden:
+            check_int(width, "hidden", 1)
+        check_number(self.lr, "lr", 0.0, strict_minimum=True)
+        if not isinstance(self.ppo, PPOConfig):
+            raise ValueError(f"ppo: must be a PPOConfig, got {type(self.ppo).__name__}")
+        if self.structured is not None and not isinstance(self.structured, bool):
+            raise ValueError(f"structured: must be True, False or None, got {self.structured!r}")
+        check_seed(self.seed)
 
 
 def transitions(batch: TrajectoryBatch) -> dict[str, Tensor]:
@@ -215,6 +224,7 @@ class AdversarialImitation:
         if discrete_policy != isinstance(act_space, gym.spaces.Discrete):
             kind = "discrete" if discrete_policy else "continuous"
             raise ValueError(f"policy: a {kind}-action policy cannot act in an env with action space {act_space}")
+        _check_action_space(envs, policy)  # and as many actions as the env has
 
     def _check_custom(self, envs: Any, demos: TrajectoryBatch, discriminator: nn.Module) -> None:
         if demos.n_steps == 0:
@@ -229,6 +239,7 @@ class AdversarialImitation:
                              "a custom discriminator brings its own")
         if getattr(discriminator, "structured", False) and self.sequence_level:
             raise ValueError("discriminator: a sequence-level discriminator cannot be structured")
+        check_same_actions(self.policy, discriminator, "policy", "discriminator")  # e.g. an LM scorer's vocabulary
 
     def logits(self, steps: dict[str, Tensor] | TrajectoryBatch) -> Tensor:
         """The discriminator's logit h for flattened steps (see :func:`transitions`), or for the

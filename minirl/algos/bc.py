@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from minirl.checks import check_int, check_number, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.policies import Policy
 
@@ -44,12 +45,12 @@ class BCConfig:
     """Show a tqdm progress bar."""
 
     def __post_init__(self) -> None:
-        if self.n_updates < 1:
-            raise ValueError(f"n_updates: must be >= 1, got {self.n_updates}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size: must be >= 1 or None, got {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"lr: must be > 0, got {self.lr}")
+        check_int(self.n_updates, "n_updates", 1)
+        if self.batch_size is not None:
+            check_int(self.batch_size, "batch_size", 1)
+        check_number(self.lr, "lr", 0.0, strict_minimum=True)
+        check_number(self.weight_decay, "weight_decay", 0.0)
+        check_seed(self.seed)
 
 
 def bc_loss(policy: Policy, batch: TrajectoryBatch) -> Tensor:

@@ -21,6 +21,8 @@ import math
 import torch
 from torch import Tensor
 
+from minirl.checks import check_finite, check_int
+
 __all__ = ["best_of_n_distribution", "best_of_n_kl", "best_of_n_kl_bound", "sample_best_of_n"]
 
 
@@ -30,8 +32,8 @@ def _check(p: Tensor, rewards: Tensor, n: int) -> None:
                          f"{tuple(rewards.shape)}")
     if bool((p < 0).any()) or not math.isclose(float(p.sum()), 1.0, abs_tol=1e-6):
         raise ValueError("p: must be a probability distribution")
-    if int(n) != n or n < 1:
-        raise ValueError(f"n: must be an integer >= 1, got {n}")
+    check_finite(rewards, "rewards")
+    check_int(n, "n", 1)
 
 
 def best_of_n_distribution(p: Tensor, rewards: Tensor, n: int) -> Tensor:
@@ -59,6 +61,7 @@ def best_of_n_kl(p: Tensor, rewards: Tensor, n: int) -> float:
 
 def best_of_n_kl_bound(n: int) -> float:
     """log N - (N - 1) / N."""
+    n = check_int(n, "n", 1)
     return math.log(n) - (n - 1) / n
 
 
@@ -67,6 +70,7 @@ def sample_best_of_n(p: Tensor, rewards: Tensor, n: int, n_samples: int,
     """Monte-Carlo Best-of-N: ``n_samples`` indices, each the highest-reward of N draws from p (first wins ties)."""
     p, rewards = torch.as_tensor(p, dtype=torch.float64), torch.as_tensor(rewards, dtype=torch.float64)
     _check(p, rewards, n)
+    n_samples = check_int(n_samples, "n_samples", 1)
     draws = torch.multinomial(p, n_samples * n, replacement=True, generator=generator).view(n_samples, n)  # (M, N)
     best = rewards[draws].argmax(dim=1)  # (M,)
     return draws.gather(1, best[:, None]).squeeze(1)

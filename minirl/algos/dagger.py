@@ -22,8 +22,9 @@ from typing import Callable
 from tqdm.auto import tqdm
 
 from minirl.algos.bc import BCConfig, train_bc
+from minirl.checks import check_int, check_probability, check_seed
 from minirl.data import TrajectoryBatch
-from minirl.policies import Expert, MixturePolicy, Policy
+from minirl.policies import Expert, MixturePolicy, Policy, check_same_actions
 
 __all__ = ["DAggerConfig", "aggregate", "train_dagger"]
 
@@ -51,14 +52,13 @@ class DAggerConfig:
     """Show a tqdm progress bar over rounds."""
 
     def __post_init__(self) -> None:
-        if self.n_iterations < 1:
-            raise ValueError(f"n_iterations: must be >= 1, got {self.n_iterations}")
-        if self.episodes_per_iteration < 1:
-            raise ValueError(f"episodes_per_iteration: must be >= 1, got {self.episodes_per_iteration}")
-        if not 0.0 <= self.beta0 <= 1.0:
-            raise ValueError(f"beta0: must be in [0, 1], got {self.beta0}")
-        if not 0.0 <= self.beta_decay <= 1.0:
-            raise ValueError(f"beta_decay: must be in [0, 1], got {self.beta_decay}")
+        check_int(self.n_iterations, "n_iterations", 1)
+        check_int(self.episodes_per_iteration, "episodes_per_iteration", 1)
+        check_probability(self.beta0, "beta0")
+        check_probability(self.beta_decay, "beta_decay")
+        if not isinstance(self.bc, BCConfig):
+            raise ValueError(f"bc: must be a BCConfig, got {type(self.bc).__name__}")
+        check_seed(self.seed)
 
 
 def aggregate(dataset: TrajectoryBatch | None, visited: TrajectoryBatch, expert: Expert) -> TrajectoryBatch:
@@ -94,6 +94,7 @@ def train_dagger(
     """
     if demos is not None and demos.n_steps == 0:
         raise ValueError("demos: the demonstration set has no real steps")
+    check_same_actions(policy, expert, "policy", "expert")  # the teacher's labels must be the student's actions
     dataset = demos
     history: dict[str, list[float]] = {"data/steps": [], "data/beta": [], "loss/bc": []}
     for i in tqdm(range(config.n_iterations), desc="DAgger", disable=not config.progress):

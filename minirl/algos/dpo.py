@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from minirl.checks import check_int, check_number, check_seed
 from minirl.data import Preferences, TrajectoryBatch
-from minirl.policies import Policy, check_not_shared
+from minirl.policies import Policy, check_not_shared, check_same_actions
 
 __all__ = ["dpo_loss", "sequence_log_prob", "DPOConfig", "train_dpo"]
 
@@ -76,14 +77,12 @@ class DPOConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        if not self.beta > 0:
-            raise ValueError(f"beta: must be > 0, got {self.beta}")
-        if self.n_updates < 1:
-            raise ValueError(f"n_updates: must be >= 1, got {self.n_updates}")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size: must be >= 1 or None, got {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"lr: must be > 0, got {self.lr}")
+        check_number(self.beta, "beta", 0.0, strict_minimum=True)
+        check_int(self.n_updates, "n_updates", 1)
+        if self.batch_size is not None:
+            check_int(self.batch_size, "batch_size", 1)
+        check_number(self.lr, "lr", 0.0, strict_minimum=True)
+        check_seed(self.seed)
 
 
 def train_dpo(policy: Policy, reference: Policy, prefs: Preferences,
@@ -92,10 +91,10 @@ def train_dpo(policy: Policy, reference: Policy, prefs: Preferences,
     if policy is reference:
         raise ValueError("reference: must be a frozen copy, not the policy being trained")
     check_not_shared(policy, reference)  # a shared tensor would move with the policy
+    check_same_actions(policy, reference)  # log pi / pi_ref of one token id must compare one token
     if config.use_strength and prefs.strength is None:
         raise ValueError("prefs: use_strength=True needs Preferences.strength (label probabilities)")
-    if config.use_strength and not bool(((prefs.strength >= 0) & (prefs.strength <= 1)).all()):
-        raise ValueError("prefs: strength must hold probabilities in [0, 1] when used as labels")
+    # strengths in [0, 1] are guaranteed by Preferences itself
     params = [p for p in policy.parameters() if p.requires_grad]  # type: ignore[attr-defined]
     if not params:
         raise ValueError("policy: has no trainable parameters")

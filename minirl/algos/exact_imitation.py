@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from minirl.checks import check_int, check_number
 from minirl.divergences import DIVERGENCES, f_divergence, get_divergence, get_reward_rule
 from minirl.mdp import TabularMDP
 from minirl.policies import CategoricalPolicy
@@ -141,12 +142,9 @@ class ExactImitationConfig:
         get_divergence(self.divergence)
         if self.reward is not None:
             get_reward_rule(self.reward)
-        if self.steps < 1:
-            raise ValueError(f"steps: must be >= 1, got {self.steps}")
-        if not self.lr > 0:
-            raise ValueError(f"lr: must be > 0, got {self.lr}")
-        if not self.h_max > 0:
-            raise ValueError(f"h_max: must be > 0, got {self.h_max}")
+        check_int(self.steps, "steps", 1)
+        check_number(self.lr, "lr", 0.0, strict_minimum=True)
+        check_number(self.h_max, "h_max", 0.0, strict_minimum=True)
 
 
 def train_exact(mdp: TabularMDP, policy: CategoricalPolicy, rho_demo: Tensor | np.ndarray,

@@ -38,6 +38,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from minirl.algos.group_advantages import ESTIMATORS, group_advantages
+from minirl.checks import check_finite, check_int, check_number, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.policies import Policy, ValueFunction
 from minirl.rollout import FragmentState, collect_fragments
@@ -87,7 +88,8 @@ def sequence_advantages(rewards: Tensor, mask: Tensor, group_size: int, estimato
     scores into advantages (EQUATIONS.md §6, REINFORCE / RLOO / GRPO line).
     """
     B = rewards.shape[0]
-    if group_size < 1 or B % group_size:
+    group_size = check_int(group_size, "group_size", 1)
+    if B % group_size:
         raise ValueError(f"group_size: {B} rows do not split into groups of {group_size}")
     # summed in float64: GRPO divides by the group's std, which would blow float32 rounding up into
     # advantages of ~0.1 when a group's returns are equal (e.g. at the optimum)
@@ -193,20 +195,20 @@ class PPOConfig:
     """Seeds the env reset, the action sampler and the minibatch shuffling."""
 
     def __post_init__(self) -> None:
-        if self.advantage not in ADVANTAGES:
+        if not isinstance(self.advantage, str) or self.advantage not in ADVANTAGES:
             raise ValueError(f"advantage: unknown estimator {self.advantage!r}; valid: {list(ADVANTAGES)}")
         for name in ("n_steps", "n_epochs", "n_minibatches"):
+            check_int(getattr(self, name), name, 1)
+        check_number(self.lr, "lr", 0.0, strict_minimum=True)
+        check_number(self.gamma, "gamma", 0.0, 1.0)
+        check_number(self.gae_lambda, "gae_lambda", 0.0, 1.0)
+        check_number(self.ent_coef, "ent_coef", 0.0)
+        check_number(self.vf_coef, "vf_coef", 0.0)
+        for name in ("clip_eps", "clip_value", "max_grad_norm", "target_kl"):  # > 0; all but clip_eps may be None
             value = getattr(self, name)
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name}: must be an integer >= 1, got {value}")
-        checks = {"lr": self.lr > 0, "gamma": 0 <= self.gamma <= 1, "gae_lambda": 0 <= self.gae_lambda <= 1,
-                  "clip_eps": self.clip_eps > 0, "clip_value": self.clip_value is None or self.clip_value > 0,
-                  "ent_coef": self.ent_coef >= 0, "vf_coef": self.vf_coef >= 0,
-                  "max_grad_norm": self.max_grad_norm is None or self.max_grad_norm > 0,
-                  "target_kl": self.target_kl is None or self.target_kl > 0}
-        for name, ok in checks.items():
-            if not ok:
-                raise ValueError(f"{name}: invalid value {getattr(self, name)!r} (see PPOConfig's docstring)")
+            if value is not None or name == "clip_eps":
+                check_number(value, name, 0.0, strict_minimum=True)
+        check_seed(self.seed)
 
 
 def _masked_standardise(x: Tensor, mask: Tensor) -> Tensor:
@@ -263,11 +265,15 @@ class PPO:
         minibatched by rows.
         """
         cfg = self.config
+        if not isinstance(batch, TrajectoryBatch):
+            raise ValueError(f"batch: must be a TrajectoryBatch, got {type(batch).__name__}")
         if batch.rewards is None or batch.log_probs is None:
             raise ValueError("batch: PPO needs rewards and log_probs")
+        # rewards, log_probs and values are finite by construction (TrajectoryBatch); so must be the rest
         if cfg.advantage == "gae":
             if batch.values is None or "next_values" not in batch.info:
                 raise ValueError("batch: GAE needs values and info['next_values']")
+            check_finite(batch.info["next_values"], "next_values")
             episode_end = batch.info.get("episode_end")
             if episode_end is None:
                 terminated = batch.terminated if batch.terminated is not None else torch.zeros_like(batch.mask)
@@ -338,8 +344,7 @@ class PPO:
             'episode_return' (mean gold/env return of the episodes completed in this iteration,
             NaN if none), 'episodes', 'wall_s', 'lr', and :meth:`update`'s losses and stats.
         """
-        if total_steps < 1:
-            raise ValueError(f"total_steps: must be >= 1, got {total_steps}")
+        total_steps = check_int(total_steps, "total_steps", 1)
         cfg = self.config
         is_env = isinstance(envs, VectorEnv)
         if not is_env and not callable(envs):

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from minirl.checks import check_int, check_number, check_seed
 from minirl.data import Preferences, TrajectoryBatch
 
 __all__ = ["bradley_terry_loss", "classification_loss", "LinearRewardModel", "TabularRewardModel",
@@ -57,6 +58,9 @@ class LinearRewardModel(nn.Module):
 
     def __init__(self, features: Callable[[TrajectoryBatch], Tensor], dim: int):
         super().__init__()
+        if not callable(features):
+            raise ValueError(f"features: must be a function batch -> (B, d), got {type(features).__name__}")
+        dim = check_int(dim, "dim", 1)
         self.features = features
         self.w = nn.Parameter(torch.zeros(dim))
 
@@ -73,12 +77,23 @@ class TabularRewardModel(nn.Module):
 
     def __init__(self, n_states: int, n_actions: int):
         super().__init__()
+        self.n_states, self.n_actions = check_int(n_states, "n_states", 1), check_int(n_actions, "n_actions", 1)
         self.R = nn.Parameter(torch.zeros(n_states, n_actions))
 
     def score(self, batch: TrajectoryBatch) -> Tensor:
-        per_step = self.R[batch.obs.long().clamp(0, self.R.shape[0] - 1),
-                          batch.actions.long().clamp(0, self.R.shape[1] - 1)]  # (B, T)
-        return batch.masked_sum(per_step)
+        if batch.obs.shape != batch.mask.shape:
+            raise ValueError(f"obs: a reward table needs state ids of shape (B, T) = {tuple(batch.mask.shape)}, "
+                             f"got {tuple(batch.obs.shape)}")
+        # ids out of range on a real step are an error, not a reason to score a neighbouring cell
+        for name, ids, n in (("obs", batch.obs, self.n_states), ("actions", batch.actions, self.n_actions)):
+            if ids.is_floating_point():
+                raise ValueError(f"{name}: a reward table needs integer ids, got dtype {ids.dtype}")
+            real = ids[batch.mask]
+            if real.numel() and (real.min() < 0 or real.max() >= n):
+                raise ValueError(f"{name}: ids must lie in [0, {n}), got range [{int(real.min())}, {int(real.max())}]")
+        obs = torch.where(batch.mask, batch.obs.long(), 0)  # padding may hold anything; it is masked out
+        actions = torch.where(batch.mask, batch.actions.long(), 0)
+        return batch.masked_sum(self.R[obs, actions])  # (B, T) -> (B,)
 
 
 @dataclass(frozen=True)
@@ -100,15 +115,14 @@ class RewardModelConfig:
     """Seeds the minibatch sampler."""
 
     def __post_init__(self) -> None:
-        if self.objective not in OBJECTIVES:
+        if not isinstance(self.objective, str) or self.objective not in OBJECTIVES:
             raise ValueError(f"objective: unknown objective {self.objective!r}; valid: {sorted(OBJECTIVES)}")
-        if self.n_updates < 1:
-            raise ValueError(f"n_updates: must be >= 1, got {self.n_updates}")
-        if self.batch_size is not None and (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)
-                                            or self.batch_size < 1):
-            raise ValueError(f"batch_size: must be an integer >= 1 or None, got {self.batch_size!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr: must be > 0, got {self.lr}")
+        check_int(self.n_updates, "n_updates", 1)
+        if self.batch_size is not None:
+            check_int(self.batch_size, "batch_size", 1)
+        check_number(self.lr, "lr", 0.0, strict_minimum=True)
+        check_number(self.weight_decay, "weight_decay", 0.0)
+        check_seed(self.seed)
 
 
 def train_reward_model(model: nn.Module, prefs: Preferences,
