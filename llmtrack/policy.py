@@ -28,9 +28,9 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor, nn
 
+from minirl.checks import check_device
 from minirl.data import TrajectoryBatch
 from minirl.policies import check_not_shared, sample_categorical
-from llmtrack.models import resolve_device
 from llmtrack.tokenizer import BOS, MASK, PAD, UNK
 
 __all__ = ["TokenPolicy", "LMPolicy", "frozen_reference", "check_not_shared", "FILLERS"]
@@ -102,12 +102,17 @@ class LMPolicy(TokenPolicy):
     Args:
         model: a HuggingFace causal LM (``build_model`` / ``load_model``).
         value_head: add a linear value head V(s_t) on the last hidden state (for PPO-style use).
-        device: "auto" (CUDA if present, else CPU), "cpu", "cuda", ...; bf16 autocast on CUDA.
+        device: "auto" (CUDA if present, else CPU), "cpu", "cuda", ...; bf16 autocast on CUDA. A device
+            this machine does not have ("tpu", "cuda" without a GPU) is a ValueError naming ``device``.
     """
 
     def __init__(self, model: nn.Module, value_head: bool = False, device: str = "auto"):
         super().__init__()
-        self.device = resolve_device(device)
+        self.device = check_device(device, "device")  # before the model is moved anywhere
+        vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+        if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab <= max(_NEVER_EMIT):
+            raise ValueError(f"model: must be a HuggingFace causal LM whose config.vocab_size covers llmtrack's "
+                             f"special tokens (> {max(_NEVER_EMIT)}), got {vocab!r}")
         # Eval mode for good: dropout would give the same token different log-probs at
         # sampling and training time (this adapter never needs it; presets have none).
         self.model = model.to(self.device).eval()

@@ -42,8 +42,8 @@ import torch
 from torch import Tensor, nn
 
 from minirl.algos.reward_model import LinearRewardModel
+from minirl.checks import check_device, check_int, check_seed
 from minirl.data import Preferences, TrajectoryBatch
-from llmtrack.models import resolve_device
 from llmtrack.policy import LMPolicy, _attention
 from llmtrack.tokenizer import PAD
 
@@ -118,7 +118,8 @@ class LMRewardModel(nn.Module):
     def __init__(self, model: nn.Module, device: str = "auto", seed: int = 0):
         super().__init__()
         _check_model(model)
-        self.device = resolve_device(device)
+        self.device = check_device(device, "device")
+        seed = check_seed(seed)
         self.model = model.to(self.device).eval()
         H = _hidden_size(model)
         self.head = nn.Linear(H, 1)
@@ -141,6 +142,11 @@ class LMRewardModel(nn.Module):
     def score(self, batch: TrajectoryBatch) -> Tensor:
         """r(x, y) for each of the B sequences, (B,) on ``self.device`` (EQUATIONS.md §5)."""
         return self.head(self.hidden(batch)).squeeze(-1)
+
+    @property
+    def n_actions(self) -> int:
+        """The backbone's vocabulary size: the token ids it can score (compared with a policy's)."""
+        return int(self.model.config.vocab_size)
 
 
 class FrozenLMFeatures:
@@ -171,11 +177,13 @@ class FrozenLMFeatures:
     def __init__(self, model: nn.Module | LMPolicy, device: str = "auto", cache_size: int = 8):
         lm = model.model if isinstance(model, LMPolicy) else model
         _check_model(lm)
-        self.device = resolve_device(device)
+        self.device = check_device(device, "device")
+        cache_size = check_int(cache_size, "cache_size", 1)
         self.model = copy.deepcopy(lm).to(self.device).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.dim = _hidden_size(lm) + 1
+        self.n_actions = int(lm.config.vocab_size)  # the token ids it reads (compared with a policy's)
         self.cache_size = cache_size
         self._cache: OrderedDict[int, tuple[TrajectoryBatch, Tensor]] = OrderedDict()
 
@@ -203,7 +211,9 @@ def frozen_linear_reward_model(model: nn.Module | LMPolicy, device: str = "auto"
     preference batches are then computed once).
     """
     features = FrozenLMFeatures(model, device=device)
-    return LinearRewardModel(features, features.dim)
+    linear = LinearRewardModel(features, features.dim)
+    linear.n_actions = features.n_actions  # a vocabulary, like every llmtrack reward model
+    return linear
 
 
 # -- evaluation -------------------------------------------------------------------------------
@@ -211,6 +221,7 @@ def frozen_linear_reward_model(model: nn.Module | LMPolicy, device: str = "auto"
 @torch.no_grad()
 def score_batch(model: nn.Module, batch: TrajectoryBatch, chunk: int = 1024) -> Tensor:
     """``model.score`` over ``batch`` in chunks of ``chunk`` sequences, without gradients: (B,) float64 on the CPU."""
+    chunk = check_int(chunk, "chunk", 1)
     parts = [model.score(batch[torch.arange(i, min(i + chunk, batch.batch_size))]).double().cpu()
              for i in range(0, batch.batch_size, chunk)]
     return torch.cat(parts)
@@ -300,6 +311,8 @@ def evaluate_reward_model(model: nn.Module, task, policy=None, n_pairs: int = 10
     ``policy`` defaults to the task's base generator (where its preference pairs come from);
     ``seed`` draws the held-out data (keep it apart from the training seeds).
     """
+    n_pairs, n_samples = check_int(n_pairs, "n_pairs", 1), check_int(n_samples, "n_samples", 2)
+    seed = check_seed(seed)
     sampler = task.base if policy is None else policy
     prefs = task.preferences(n_pairs, noise=0.0, seed=seed, policy=sampler)
     samples = task.rollout(sampler, n_samples, seed=seed + 1)

@@ -30,7 +30,6 @@ Expert protocol (log_prob, entropy, sample, label) on both batches and single co
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from typing import Sequence
 
@@ -38,8 +37,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from minirl.checks import check_int, check_number, check_probability, check_seed
 from minirl.data import Preferences, TrajectoryBatch
-from minirl.policies import Policy
+from minirl.policies import Policy, check_same_actions
 from llmtrack.mdp import TokenMDP
 from llmtrack.policy import FILLERS, TokenPolicy
 from llmtrack.rollout import generate
@@ -66,19 +66,16 @@ def make_task(name: str, **kwargs) -> "Task":
 
 # -- small checks and helpers ---------------------------------------------------------------
 
-def check_count(n, field: str = "n", minimum: int = 1) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < minimum:
-        raise ValueError(f"{field}: must be an integer >= {minimum}, got {n!r}")
-    return int(n)
+def check_count(n, field: str = "n", minimum: int = 1, maximum: int | None = None) -> int:
+    """A count: :func:`minirl.checks.check_int` (an integer, not a bool, in [minimum, maximum])."""
+    return check_int(n, field, minimum, maximum)
 
 
-def as_generator(seed: int | torch.Generator | None) -> torch.Generator | None:
-    """A CPU torch.Generator from an int seed (a Generator or None passes through)."""
+def as_generator(seed: int | torch.Generator | None, field: str = "seed") -> torch.Generator | None:
+    """A CPU torch.Generator from an int seed in [0, 2**32) (a Generator or None passes through)."""
     if seed is None or isinstance(seed, torch.Generator):
         return seed
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise ValueError(f"seed: must be an integer, got {seed!r}")
-    return torch.Generator().manual_seed(int(seed))
+    return torch.Generator().manual_seed(check_seed(seed, field))
 
 
 def context_state(ids: Tensor) -> tuple[Tensor, Tensor]:
@@ -176,6 +173,7 @@ class Task(ABC):
         """n fresh prompts and ``policy``'s responses; info["gold_reward"] (B,) for evaluation."""
         n = check_count(n)
         g = as_generator(seed)
+        check_same_actions(self.expert, policy, "task", "policy")  # its token ids must be the task's
         batch = generate(policy, self.sample_prompts(n, g), self.max_new_tokens, generator=g,
                          deterministic=deterministic)
         return batch.replace(info={"gold_reward": self.gold_reward(batch)})
@@ -197,12 +195,11 @@ class Task(ABC):
         batches and chosen.info["flipped"] (B,) -- True where the noise flipped the label.
         """
         n = check_count(n)
-        if not (isinstance(noise, (int, float)) and 0.0 <= noise <= 1.0):
-            raise ValueError(f"noise: must be a probability in [0, 1], got {noise!r}")
-        if not (isinstance(temperature, (int, float)) and 0.0 <= temperature < math.inf):
-            raise ValueError(f"temperature: must be a finite number >= 0, got {temperature!r}")
+        noise = check_probability(noise, "noise")
+        temperature = check_number(temperature, "temperature", 0.0)
         max_rounds = check_count(max_rounds, "max_rounds")
         policy = self.base if policy is None else policy
+        check_same_actions(self.expert, policy, "task", "policy")
         g = as_generator(seed)
         pending = torch.arange(n)  # slots still without a pair
         parts: list[tuple[Tensor, TrajectoryBatch, TrajectoryBatch, Tensor]] = []

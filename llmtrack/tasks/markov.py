@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from minirl.checks import check_number, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.mdp import SoftSolution, TabularMDP, soft_value_iteration
 from llmtrack.tasks.base import ExactPolicy, Task, as_generator, check_count, context_state, register_task
@@ -108,15 +109,13 @@ class MarkovTask(Task):
             raise ValueError(f"n_words: at most {len(WORDS)} words are available, got {n_words}")
         self.max_new_tokens = check_count(max_new_tokens, "max_new_tokens")
         self.beta = self._check_beta(beta)
-        if not (isinstance(eos_prob, (int, float)) and 0.0 < eos_prob < 1.0):
+        if not 0.0 < check_number(eos_prob, "eos_prob") < 1.0:
             raise ValueError(f"eos_prob: must be in (0, 1), got {eos_prob!r}")
         branching = check_count(branching, "branching")
         if branching > n_words:
             raise ValueError(f"branching: must be <= n_words = {n_words}, got {branching}")
-        if not (isinstance(length_cost, (int, float)) and math.isfinite(length_cost)):
-            raise ValueError(f"length_cost: must be a finite number, got {length_cost!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"seed: must be an integer, got {seed!r}")
+        length_cost = check_number(length_cost, "length_cost")
+        seed = check_seed(seed)
         self.words = [w for w, _ in WORDS[:n_words]]
         self.tokenizer = word_tokenizer(self.words)
         self.context_size = 2 + self.max_new_tokens
@@ -150,7 +149,8 @@ class MarkovTask(Task):
 
     @staticmethod
     def _check_beta(beta) -> float:
-        if isinstance(beta, bool) or not isinstance(beta, (int, float, np.floating)) or not 0 < beta < math.inf:
+        if isinstance(beta, (bool, np.bool_)) or not isinstance(beta, (int, float, np.integer, np.floating)) \
+                or not 0 < beta < math.inf:
             raise ValueError(f"beta: must be a finite number > 0, got {beta!r}")
         return float(beta)
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from minirl.checks import check_probability
 from minirl.data import TrajectoryBatch
 from llmtrack.tasks.base import ExactPolicy, Task, as_generator, check_count, register_task
 from llmtrack.tokenizer import BOS, EOS, PAD, SPECIAL_TOKENS, word_tokenizer
@@ -88,9 +89,7 @@ class SortTask(Task):
         self.max_len = check_count(max_len, "max_len")
         if not self.min_len <= self.max_len <= 20:
             raise ValueError(f"max_len: must satisfy min_len <= max_len <= 20, got min_len={min_len}, max_len={max_len}")
-        if not (isinstance(base_skill, (int, float)) and 0.0 <= base_skill <= 1.0):
-            raise ValueError(f"base_skill: must be in [0, 1], got {base_skill!r}")
-        self.base_skill = float(base_skill)
+        self.base_skill = check_probability(base_skill, "base_skill")
         self.tokenizer = word_tokenizer(VOCAB)
         self.max_new_tokens = self.max_len + 1
         self.context_size = (self.max_len + 3) + self.max_new_tokens
