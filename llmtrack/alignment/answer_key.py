@@ -41,8 +41,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from minirl.checks import check_int, check_seed
 from minirl.data import TrajectoryBatch
-from minirl.policies import Policy
+from minirl.policies import Policy, check_same_actions
 from llmtrack.pipelines.evaluate import KLEstimate, sequence_log_prob
 from llmtrack.tasks.base import check_count
 from llmtrack.tasks.markov import BigramPolicy, MarkovTask
@@ -174,6 +175,7 @@ def enumerate_responses(task: MarkovTask, prompt: Sequence[int], policy=None,
     ``max_responses`` responses is a ValueError.
     """
     task = _check_task(task)
+    max_responses = check_int(max_responses, "max_responses", 1)
     pi = policy_table(task, task.base if policy is None else policy)
     prompt = [int(t) for t in prompt]
     if len(prompt) != 2 or not 0 <= prompt[-1] < task.vocab_size:
@@ -213,6 +215,7 @@ def sampled_kl(policy: Policy, other: Policy, samples: TrajectoryBatch) -> KLEst
     """
     if samples.batch_size < 2:
         raise ValueError(f"samples: need at least 2 trajectories for a standard error, got {samples.batch_size}")
+    check_same_actions(policy, other, "policy", "other")  # a log-ratio of one token id across vocabularies is meaningless
     log_p, log_q = sequence_log_prob(policy, samples), sequence_log_prob(other, samples)
     off = ~torch.isfinite(log_q)
     if off.any():
@@ -231,7 +234,9 @@ def sampled_point(policy: Policy, task: MarkovTask, n: int = 1000, seed: int = 0
     """
     task = _check_task(task)
     n = check_count(n, "n", minimum=2)
+    seed = check_seed(seed)
     beta = task.beta if beta is None else task._check_beta(beta)
+    check_same_actions(task.expert, policy, "task", "policy")
     y = task.rollout(policy, n, seed=seed) if samples is None else samples
     gold = task.gold_reward(y).double()
     to_ref = sampled_kl(policy, task.base, y)

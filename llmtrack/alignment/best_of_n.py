@@ -39,8 +39,9 @@ from tqdm.auto import tqdm
 
 from minirl.algos.bc import BCConfig, train_bc
 from minirl.algos.best_of_n import best_of_n_distribution, best_of_n_kl_bound
+from minirl.checks import check_int, check_seed
 from minirl.data import TrajectoryBatch
-from minirl.policies import Policy
+from minirl.policies import Policy, check_same_actions
 from llmtrack.alignment.answer_key import _check_task, enumerate_responses
 from llmtrack.rollout import generate
 from llmtrack.tasks.base import Task, as_generator, check_count
@@ -53,9 +54,7 @@ Scorer = Callable[[TrajectoryBatch], Tensor]
 
 
 def _check_n(n, field_name: str = "n") -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"{field_name}: must be an integer >= 1, got {n!r}")
-    return int(n)
+    return check_int(n, field_name, 1)
 
 
 def as_scorer(scorer: Any, task: Task | None = None) -> Scorer:
@@ -103,6 +102,7 @@ def best_of_n_distributions(task: MarkovTask, n: int, scorer: Any = None,
     """
     task = _check_task(task)
     n = _check_n(n)
+    check_same_actions(task.expert, scorer, "task", "scorer")
     score = as_scorer(scorer, task)
     return [(resp, p, best_of_n_distribution(p, score(resp), n)) for resp, p in _enumerated(task, base)]
 
@@ -118,6 +118,7 @@ def exact_best_of_n(task: MarkovTask, ns: Sequence[int], scorer: Any = None, bas
     if isinstance(ns, (int, np.integer)) or len(ns) == 0:
         raise ValueError(f"ns: must be a non-empty sequence of integers >= 1, got {ns!r}")
     ns = [_check_n(n, "ns") for n in ns]
+    check_same_actions(task.expert, scorer, "task", "scorer")
     score = as_scorer(scorer, task)
     _, rho0 = task.prompt_support()
     prompts = [(p, score(resp), resp.info["gold_reward"].double()) for resp, p in _enumerated(task, base)]
@@ -175,8 +176,10 @@ def generate_best_of_n(policy: Policy, task: Task, prompts: Sequence[Sequence[in
         "gold_pool"} -- the winners' scores (B,) and every sample's scores (B, N).
     """
     n = _check_n(n)
+    check_same_actions(task.expert, policy, "task", "policy")  # every model here reads the task's token ids
+    check_same_actions(policy, scorer, "policy", "scorer")
     score = as_scorer(scorer, task)
-    g = as_generator(generator)
+    g = as_generator(generator, "generator")
     if isinstance(prompts, (int, np.integer)):
         prompts = task.sample_prompts(check_count(prompts, "prompts"), g)
     pool = sample_pool(policy, prompts, n, task.max_new_tokens, g)
@@ -211,8 +214,7 @@ class RAFTConfig:
             _check_n(getattr(self, name), name)
         if not isinstance(self.bc, BCConfig):
             raise ValueError(f"bc: must be a BCConfig, got {type(self.bc).__name__}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
-            raise ValueError(f"seed: must be an integer, got {self.seed!r}")
+        check_seed(self.seed)
 
 
 def train_raft(policy: Policy, task: Task, scorer: Any = None,

@@ -24,8 +24,10 @@ from typing import Any, Callable
 
 from minirl.algos.adversarial import AdversarialConfig, AdversarialImitation
 from minirl.algos.ppo import PPOConfig
+from minirl.checks import check_number, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.discriminators import SequenceDiscriminator
+from minirl.policies import check_same_actions
 from llmtrack.pipelines.rlhf import ResponseSource, lm_ppo_config
 from llmtrack.policy import LMPolicy
 from llmtrack.reward_model import LMRewardModel
@@ -58,8 +60,10 @@ class AfDConfig:
     def __post_init__(self) -> None:
         for name in ("total_tokens", "n_prompts", "disc_epochs", "disc_minibatches"):
             check_count(getattr(self, name), name)
-        if not (isinstance(self.disc_lr, (int, float)) and self.disc_lr > 0):
-            raise ValueError(f"disc_lr: must be > 0, got {self.disc_lr!r}")
+        check_number(self.disc_lr, "disc_lr", 0.0, strict_minimum=True)
+        check_seed(self.seed)
+        if not isinstance(self.ppo, PPOConfig):
+            raise ValueError(f"ppo: must be a PPOConfig, got {type(self.ppo).__name__}")
         if self.ppo.advantage != "gae":
             raise ValueError("ppo: AfD optimises its reward with PPO (advantage='gae')")
 
@@ -75,6 +79,7 @@ def train_afd(policy: LMPolicy, task: Task, demos: TrajectoryBatch, config: AfDC
     """
     if demos.batch_size == 0:
         raise ValueError("demos: the demonstration set is empty")
+    check_same_actions(task.expert, policy, "task", "policy")
     if policy.value_head is None:
         policy.add_value_head()
     scorer = LMRewardModel.from_policy(policy, seed=config.seed)

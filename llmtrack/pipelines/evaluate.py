@@ -32,9 +32,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from minirl.checks import check_int, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.experiments.compounding_error import count_mistakes
-from minirl.policies import Policy
+from minirl.policies import Policy, check_same_actions
 from llmtrack.tasks import SortTask, Task
 
 __all__ = ["EvalConfig", "KLEstimate", "expert_credit", "expert_accuracy", "mistakes_by_length",
@@ -53,8 +54,11 @@ class EvalConfig:
     """Also measure greedy decoding (the deterministic policy pi(s) = argmax of seed eq. 1)."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_sequences, bool) or not isinstance(self.n_sequences, int) or self.n_sequences < 2:
-            raise ValueError(f"n_sequences: must be an integer >= 2, got {self.n_sequences!r}")
+        check_int(self.n_sequences, "n_sequences", 2)
+        check_seed(self.seed)
+        check_seed(self.seed + 1, "seed")  # the expert's samples use seed + 1
+        if not isinstance(self.greedy, bool):
+            raise ValueError(f"greedy: must be True or False, got {self.greedy!r}")
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,7 @@ def _kl(logp_sampler: Tensor, logp_other: Tensor) -> KLEstimate:
 def forward_kl(policy: Policy, task: Task, n: int = 1000, seed: int = 0,
                expert_samples: TrajectoryBatch | None = None) -> KLEstimate:
     """KL(d^beta || d^pi): expert samples, E[log d^beta(y|x) - log d^pi(y|x)] (module docstring)."""
+    check_same_actions(task.expert, policy, "task", "policy")
     # BEGIN SOLUTION
     y = task.demonstrations(n, seed=seed) if expert_samples is None else expert_samples
     return _kl(sequence_log_prob(task.expert, y), sequence_log_prob(policy, y))
@@ -135,6 +140,7 @@ def forward_kl(policy: Policy, task: Task, n: int = 1000, seed: int = 0,
 def reverse_kl(policy: Policy, task: Task, n: int = 1000, seed: int = 0,
                own_samples: TrajectoryBatch | None = None) -> KLEstimate:
     """KL(d^pi || d^beta): the policy's samples, E[log d^pi(y|x) - log d^beta(y|x)] (module docstring)."""
+    check_same_actions(task.expert, policy, "task", "policy")
     # BEGIN SOLUTION
     y = task.rollout(policy, n, seed=seed) if own_samples is None else own_samples
     return _kl(sequence_log_prob(policy, y), sequence_log_prob(task.expert, y))
@@ -169,6 +175,9 @@ def evaluate(policy: Policy, task: Task, config: EvalConfig = EvalConfig()) -> d
         mistakes_by_length {n: mean}   (sort only)
         eval_s
     """
+    if not isinstance(config, EvalConfig):
+        raise ValueError(f"config: must be an EvalConfig, got {type(config).__name__}")
+    check_same_actions(task.expert, policy, "task", "policy")  # before any sampling
     start = time.perf_counter()
     own = task.rollout(policy, config.n_sequences, seed=config.seed)
     demos = task.demonstrations(config.n_sequences, seed=config.seed + 1)

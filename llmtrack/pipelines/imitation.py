@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from minirl.algos.bc import BCConfig, train_bc
 from minirl.algos.dagger import DAggerConfig, train_dagger
+from minirl.checks import check_int, check_probability, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.policies import Policy
 from llmtrack.rollout import generate
@@ -51,9 +52,9 @@ __all__ = ["SFTConfig", "DistillConfig", "SampledExpert", "task_collector", "sft
 DEFAULT_BC = BCConfig(n_updates=600, batch_size=64, lr=1e-3)
 
 
-def _check_count(value: int, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: must be an integer >= {minimum}, got {value!r}")
+def _check_bc(bc: BCConfig) -> None:
+    if not isinstance(bc, BCConfig):
+        raise ValueError(f"bc: must be a BCConfig, got {type(bc).__name__}")
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,9 @@ class SFTConfig:
     """Seeds the demonstrations' prompts and sampling."""
 
     def __post_init__(self) -> None:
-        _check_count(self.n_demos, "n_demos", 1)
+        check_int(self.n_demos, "n_demos", 1)
+        _check_bc(self.bc)
+        check_seed(self.seed)
 
     @property
     def labelled_sequences(self) -> int:
@@ -97,9 +100,14 @@ class DistillConfig:
     """Progress bar over rounds."""
 
     def __post_init__(self) -> None:
-        _check_count(self.n_iterations, "n_iterations", 1)
-        _check_count(self.sequences_per_iteration, "sequences_per_iteration", 1)
-        _check_count(self.n_demos, "n_demos", 0)
+        check_int(self.n_iterations, "n_iterations", 1)
+        check_int(self.sequences_per_iteration, "sequences_per_iteration", 1)
+        check_int(self.n_demos, "n_demos", 0)
+        check_probability(self.beta0, "beta0")
+        check_probability(self.beta_decay, "beta_decay")
+        _check_bc(self.bc)
+        check_seed(self.seed, "seed")
+        check_seed(self.seed + 1, "seed")  # DAgger's roll-outs are seeded from seed + 1
 
     @property
     def labelled_sequences(self) -> int:
@@ -124,7 +132,7 @@ class SampledExpert(nn.Module):
     def __init__(self, expert: ExactPolicy, seed: int = 0):
         super().__init__()
         self.expert, self.n_actions = expert, expert.n_actions
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(check_seed(seed))
 
     @torch.no_grad()
     def label(self, batch: TrajectoryBatch) -> Tensor:

@@ -35,7 +35,9 @@ import torch
 from torch import Tensor
 
 from minirl.algos.ppo import PPO, PPOConfig
+from minirl.checks import check_number, check_seed
 from minirl.data import TrajectoryBatch
+from minirl.policies import check_same_actions
 from llmtrack.alignment.best_of_n import as_scorer
 from llmtrack.policy import LMPolicy, check_not_shared, frozen_reference
 from llmtrack.rollout import generate
@@ -67,7 +69,7 @@ class ResponseSource:
         self.policy, self.task = policy, task
         self.n_prompts = check_count(n_prompts, "n_prompts")
         self.group_size = check_count(group_size, "group_size")
-        self.generator = torch.Generator().manual_seed(seed)
+        self.generator = torch.Generator().manual_seed(check_seed(seed))
 
     @torch.no_grad()
     def __call__(self) -> TrajectoryBatch:
@@ -92,8 +94,8 @@ class KLPenalisedReward:
     """
 
     def __init__(self, scorer: Any, reference: LMPolicy, beta: float, task: Task | None = None):
-        if not (isinstance(beta, (int, float)) and beta >= 0):
-            raise ValueError(f"beta: the KL coefficient must be >= 0, got {beta!r}")
+        beta = check_number(beta, "beta", 0.0)  # the KL coefficient
+        check_same_actions(reference, scorer, "reference", "scorer")
         # a scorer (reward model, callable, or None = the task's gold reward, for the answer key)
         self.scorer, self.reference, self.beta = as_scorer(scorer, task), reference, float(beta)
         self.last_stats: dict[str, float] = {}
@@ -139,10 +141,12 @@ class RLHFConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.beta, (int, float)) and self.beta > 0):
-            raise ValueError(f"beta: must be > 0, got {self.beta!r}")
+        check_number(self.beta, "beta", 0.0, strict_minimum=True)
         for name in ("total_tokens", "n_prompts", "group_size"):
             check_count(getattr(self, name), name)
+        if not isinstance(self.ppo, PPOConfig):
+            raise ValueError(f"ppo: must be a PPOConfig, got {type(self.ppo).__name__}")
+        check_seed(self.seed)
         if self.ppo.advantage != "gae" and self.ppo.advantage != "reinforce" and self.group_size < 2:
             raise ValueError(f"group_size: advantage {self.ppo.advantage!r} needs >= 2 responses per prompt, "
                              f"got {self.group_size}")
@@ -161,6 +165,14 @@ def train_rlhf(policy: LMPolicy, task: Task, scorer: Any, config: RLHFConfig = R
     Returns PPO's history; each record also has the reward's 'reward/score', 'reward/kl' and
     'reward/return' and, under 'episode_return', the mean *gold* reward of the batch.
     """
+    if not isinstance(config, RLHFConfig):
+        raise ValueError(f"config: must be an RLHFConfig, got {type(config).__name__}")
+    # every model that meets here reads the same token ids: policy, its reference, the scorer, the task
+    check_same_actions(task.expert, policy, "task", "policy")
+    check_same_actions(policy, scorer, "policy", "scorer")
+    if reference is not None:
+        check_same_actions(policy, reference, "policy", "reference")
+        check_not_shared(policy, reference)
     scorer = as_scorer(scorer, task)
     if config.ppo.advantage == "gae" and policy.value_head is None:
         policy.add_value_head()
