@@ -9,25 +9,32 @@
     llmtrack pipeline --task markov [--size S] [--family F] [--seed N] [--noise P] [--fast] [--out DIR] [--json]
     llmtrack {rm,dpo,ppo,grpo,afd,bon} --task markov [same options]   one stage of the pipeline
 
-Arguments are validated before any work (:class:`llmtrack.pipelines.recipe.SFTRunConfig`):
-bad input prints ``llmtrack: error: <field>: <rule>`` and exits with status 2.
+Arguments are validated before any work: options as they are read (:mod:`minirl.command`), then the
+config (:class:`llmtrack.pipelines.recipe.SFTRunConfig` and the others), the output folder and file, and
+the base-model cache ($LLMTRACK_CACHE). Bad input prints ``llmtrack: error: <field>: <rule>`` and exits
+with status 2. ``--out`` is never emptied or overwritten: a model goes into a new or empty folder, or
+replaces a model llmtrack saved there; anything else needs ``--force`` (and then the model's files are
+written beside what is there). Ctrl-C ends with one line saying what output is complete (status 130);
+``--json`` prints standard JSON on stdout while progress bars go to stderr (when it is a terminal).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
+
+from minirl.checks import MAX_SEEDS
+from minirl.command import (CommandParser, count_option, device_option, number_option, print_json,
+                            progress_wanted, run, seed_option, threads_option)
 
 
 def _sft_config(args: argparse.Namespace) -> Any:
     from llmtrack.pipelines.recipe import SFTRunConfig
 
     return SFTRunConfig(task=args.task, size=args.size, algo=args.algo, family=args.family, seed=args.seed,
-                        checkpoint=args.checkpoint, out=args.out, device=args.device, threads=args.threads,
-                        progress=not args.json)
+                        checkpoint=args.checkpoint, out=args.out, force=args.force, device=args.device,
+                        threads=args.threads, progress=progress_wanted())
 
 
 def _sft(config: Any, args: argparse.Namespace) -> dict[str, Any]:
@@ -43,18 +50,29 @@ def _exposure_bias_config(args: argparse.Namespace) -> Any:
     from llmtrack.experiments.exposure_bias import ExposureBiasConfig
 
     return ExposureBiasConfig(size=args.size, family=args.family, seed=args.seed, device=args.device,
-                              progress=not args.json)
+                              progress=progress_wanted())
 
 
-def _report(args: argparse.Namespace, make_figure: Callable[[], Any], table: str, filename: str) -> str:
-    """How the demos report: save the figure under --out (./figures), print the table and its path
-    unless --json; returns the figure's path for the JSON summary."""
+def _figure_path(args: argparse.Namespace) -> Path:
+    """Where the command's figure goes (``FIGURES``), checked before any work: the folder can be written,
+    and a file of that name is missing or one of our figures (or --force)."""
+    from minirl.outputs import check_output_dir, check_output_file
+
+    name = "pipeline" if args.command == "pipeline" else args.command
+    filename = FIGURES[args.demo] if args.command == "demo" else f"{name}_frontier.png"
+    out = check_output_dir(Path(args.out or "figures"), "out")
+    return check_output_file(out / filename, "out", force=args.force)
+
+
+def _report(args: argparse.Namespace, make_figure: Callable[[], Any], table: str) -> str:
+    """How the demos report: save the figure at ``args.figure`` (checked before the work), print the table
+    and its path unless --json; returns the figure's path for the JSON summary."""
     import matplotlib
 
     matplotlib.use("Agg")  # before the figure is made: no display needed
-    from minirl.cli import _save_figure
+    from minirl.outputs import save_figure
 
-    figure = _save_figure(make_figure(), Path(args.out or "figures"), filename)
+    figure = save_figure(make_figure(), args.figure, force=args.force)
     if not args.json:
         print(table)
         print(f"figure: {figure}")
@@ -66,23 +84,21 @@ def _exposure_bias(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     from llmtrack.plots import exposure_bias_figure
 
     result = run_exposure_bias(config)
-    figure = _report(args, lambda: exposure_bias_figure(result), result.table(), "exposure_bias.png")
+    figure = _report(args, lambda: exposure_bias_figure(result), result.table())
     return result.summary() | {"figure": figure}
 
 
 def _reward_noise_config(args: argparse.Namespace) -> Any:
     from llmtrack.experiments.reward_noise import RewardNoiseConfig
 
-    if args.seeds < 1:
-        raise ValueError(f"seeds: must be >= 1, got {args.seeds}")
     return RewardNoiseConfig(seeds=tuple(range(args.seeds)), fast=args.fast, device=args.device,
-                             progress=not args.json)
+                             progress=progress_wanted())
 
 
-def _sweep(args: argparse.Namespace, rows: list[dict[str, Any]], table: Any, summarize: Any, figure_of: Any,
-           filename: str) -> dict[str, Any]:
+def _sweep(args: argparse.Namespace, rows: list[dict[str, Any]], table: Any, summarize: Any,
+           figure_of: Any) -> dict[str, Any]:
     """A sweep's rows as the demos report them: the table (unless --json), the figure, the JSON summary."""
-    figure = _report(args, lambda: figure_of(rows), table(rows), filename)
+    figure = _report(args, lambda: figure_of(rows), table(rows))
     return {"rows": rows, "summary": summarize(rows), "figure": figure}
 
 
@@ -90,16 +106,13 @@ def _reward_noise(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     from llmtrack.experiments.reward_noise import reward_noise_table, run_reward_noise, summarize_reward_noise
     from llmtrack.plots import reward_noise_figure
 
-    return _sweep(args, run_reward_noise(config), reward_noise_table, summarize_reward_noise, reward_noise_figure,
-                  "reward_noise.png")
+    return _sweep(args, run_reward_noise(config), reward_noise_table, summarize_reward_noise, reward_noise_figure)
 
 
 def _annotation_config(args: argparse.Namespace) -> Any:
     from llmtrack.experiments.reward_noise import AnnotationConfig
 
-    if args.seeds < 1:
-        raise ValueError(f"seeds: must be >= 1, got {args.seeds}")
-    fields = dict(seeds=tuple(range(args.seeds)), device=args.device, progress=not args.json)
+    fields = dict(seeds=tuple(range(args.seeds)), device=args.device, progress=progress_wanted())
     if args.fast:  # one pair count, clean vs noisy labels: the plumbing in seconds
         fields.update(fast=True, pair_counts=(400,), flips=(0.0, 0.4), temperatures=(8.0,))
     return AnnotationConfig(**fields)
@@ -109,14 +122,13 @@ def _annotation(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     from llmtrack.experiments.reward_noise import annotation_table, run_annotation_sweep, summarize_annotation
     from llmtrack.plots import annotation_figure
 
-    return _sweep(args, run_annotation_sweep(config), annotation_table, summarize_annotation, annotation_figure,
-                  "classification_vs_bt.png")
+    return _sweep(args, run_annotation_sweep(config), annotation_table, summarize_annotation, annotation_figure)
 
 
 def _overoptimisation_config(args: argparse.Namespace) -> Any:
     from llmtrack.experiments.overoptimisation import OveroptimisationConfig
 
-    fields = dict(seed=args.seed, device=args.device, progress=not args.json)
+    fields = dict(seed=args.seed, device=args.device, progress=progress_wanted())
     return OveroptimisationConfig.fast(**fields) if args.fast else OveroptimisationConfig(**fields)
 
 
@@ -125,8 +137,7 @@ def _overoptimisation(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     from llmtrack.experiments.overoptimisation import overoptimisation_table, run_overoptimisation
 
     result = run_overoptimisation(config)
-    figure = _report(args, lambda: overoptimisation_experiment_figure(result), overoptimisation_table(result),
-                     "overoptimisation.png")
+    figure = _report(args, lambda: overoptimisation_experiment_figure(result), overoptimisation_table(result))
     fits = {m: {s: f._asdict() for s, f in by.items()} for m, by in result["fits"].items()}
     return {**result, "fits": fits, "figure": figure}
 
@@ -136,7 +147,7 @@ def _pipeline_config(args: argparse.Namespace) -> Any:
 
     methods = METHODS if args.command == "pipeline" else (args.command,)
     fields = dict(task=args.task, size=args.size, family=args.family, seed=args.seed, methods=methods,
-                  preference_noise=args.noise, device=args.device, progress=not args.json)
+                  preference_noise=args.noise, device=args.device, progress=progress_wanted())
     return PipelineConfig.fast(**fields) if args.fast else PipelineConfig(**fields)
 
 
@@ -144,7 +155,7 @@ def _pipeline(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     import matplotlib
 
     matplotlib.use("Agg")
-    from minirl.cli import _save_figure
+    from minirl.outputs import save_figure
     from llmtrack.alignment.plots import optimal_frontier_figure
     from llmtrack.pipelines.alignment import run_pipeline
 
@@ -153,9 +164,7 @@ def _pipeline(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     if result.methods:
         points = {name: [row] for name, row in result.methods.items() if row.get("kl_to_ref") is not None}
         points["base"] = [result.base]
-        name = "pipeline" if args.command == "pipeline" else args.command
-        figure = _save_figure(optimal_frontier_figure(result.frontier, points), Path(args.out or "figures"),
-                              f"{name}_frontier.png")
+        figure = save_figure(optimal_frontier_figure(result.frontier, points), args.figure, force=args.force)
         summary["figure"] = str(figure)
     if not args.json:
         print(result.table())
@@ -168,24 +177,26 @@ def _add_pipeline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", required=True, help="markov (the task with an exact optimum)")
     p.add_argument("--size", default="nano", help="model size preset: nano | small | base (default nano)")
     p.add_argument("--family", default="gpt2", help="gpt2 | llama (default gpt2)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    p.add_argument("--noise", type=float, default=0.0, help="preference-label flip probability (default 0)")
+    p.add_argument("--seed", type=seed_option, default=0, help="seed, 0..2**32-1 (default 0)")
+    p.add_argument("--noise", type=number_option(0.0, 0.49), default=0.0,
+                   help="preference-label flip probability, 0..0.49 (default 0)")
     p.add_argument("--fast", action="store_true", help="small budgets (tests, notebooks)")
-    p.add_argument("--device", default="cpu", help="cpu (default, reproducible) | cuda | auto")
-    p.add_argument("--out", default=None, help="folder for the reward-KL figure (default ./figures)")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    _add_demo_outputs(p)
     p.set_defaults(configure=_pipeline_config, run=_pipeline)
 
 
 def _add_demo_outputs(d: argparse.ArgumentParser) -> None:
     """The options every demo shares: where it runs, where its figure goes, and JSON output."""
-    d.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
-    d.add_argument("--out", default=None, help="folder for the figure (default ./figures)")
-    d.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    d.add_argument("--device", type=device_option, default="cpu",
+                   help="cpu (default, reproducible) | cuda | cuda:N | mps | auto; checked against what torch sees")
+    d.add_argument("--out", default=None, help="folder for the figure (default ./figures; created if missing)")
+    d.add_argument("--force", action="store_true", help="replace a file of the figure's name that llmtrack did not write")
+    d.add_argument("--json", action="store_true",
+                   help="print one JSON object (standard JSON: NaN as null) instead of the table")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="llmtrack", description="Language-model post-training on toy languages.")
+    parser = CommandParser(prog="llmtrack", description="Language-model post-training on toy languages.")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("sft", help="SFT (BC) or on-policy distillation (DAgger) from a tiny base model",
                             description="Pre-train (or load) a tiny base model, fine-tune it with minirl's BC or "
@@ -194,37 +205,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default="nano", help="model size preset: nano | small | base (default nano)")
     p.add_argument("--algo", default="dagger", help="bc (SFT) | dagger (on-policy distillation); default dagger")
     p.add_argument("--family", default="gpt2", help="gpt2 | llama (default gpt2)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    p.add_argument("--checkpoint", default=None, help="start from this local causal-LM checkpoint directory")
-    p.add_argument("--out", default=None, help="save the fine-tuned model to this directory")
-    p.add_argument("--device", default="cpu", help="cpu (default, reproducible) | cuda | auto")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: 1 for nano, whose ops are too small to gain from more)")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    p.add_argument("--seed", type=seed_option, default=0, help="seed, 0..2**32-1 (default 0)")
+    p.add_argument("--checkpoint", default=None, help="start from this local causal-LM checkpoint folder")
+    p.add_argument("--out", default=None,
+                   help="save the fine-tuned model to this folder: new, empty, or a model llmtrack saved")
+    p.add_argument("--force", action="store_true",
+                   help="allow --out to be a non-empty folder llmtrack did not write (the model's files go in "
+                        "beside what is there; nothing else is touched)")
+    p.add_argument("--device", type=device_option, default="cpu",
+                   help="cpu (default, reproducible) | cuda | cuda:N | mps | auto; checked against what torch sees")
+    p.add_argument("--threads", type=threads_option, default=None,
+                   help="torch CPU threads, 1..the CPU count (default: 1 for nano, whose ops are too small to "
+                        "gain from more)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (standard JSON: NaN as null) instead of the report")
     p.set_defaults(configure=_sft_config, run=_sft)
     demo = commands.add_parser("demo", help="run a named experiment")
     demos = demo.add_subparsers(dest="demo", required=True)
     d = demos.add_parser("exposure-bias", help="SFT vs on-policy distillation at equal labelled data (sort, markov)")
     d.add_argument("--size", default="nano", help="model size preset (default nano)")
     d.add_argument("--family", default="gpt2", help="gpt2 | llama (default gpt2)")
-    d.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    d.add_argument("--seed", type=seed_option, default=0, help="seed, 0..2**32-1 (default 0)")
     _add_demo_outputs(d)
     d.set_defaults(configure=_exposure_bias_config, run=_exposure_bias)
     d = demos.add_parser("reward-noise", help="reward models (BT vs classification, transformer vs frozen linear "
                                               "head) against preference-label noise")
-    d.add_argument("--seeds", type=int, default=3, help="seeds 0..K-1 (default 3)")
+    d.add_argument("--seeds", type=count_option(1, MAX_SEEDS), default=3, help=f"seeds 0..K-1, K in 1..{MAX_SEEDS} (default 3)")
     d.add_argument("--fast", action="store_true", help="small budgets (one noise pair, minutes -> seconds)")
     _add_demo_outputs(d)
     d.set_defaults(configure=_reward_noise_config, run=_reward_noise)
     d = demos.add_parser("classification-vs-bt", help="where the classification objective beats Bradley-Terry: "
                                                       "few, noisy or ambiguous labels, frozen linear head")
-    d.add_argument("--seeds", type=int, default=5, help="seeds 0..K-1 (default 5)")
+    d.add_argument("--seeds", type=count_option(1, MAX_SEEDS), default=5, help=f"seeds 0..K-1, K in 1..{MAX_SEEDS} (default 5)")
     d.add_argument("--fast", action="store_true", help="one pair count, three label models (seconds)")
     _add_demo_outputs(d)
     d.set_defaults(configure=_annotation_config, run=_annotation)
     d = demos.add_parser("overoptimisation", help="best-of-N and PPO against a noisy proxy reward model: gold vs "
                                                   "sqrt(KL), Gao et al.'s fits, an ensemble")
-    d.add_argument("--seed", type=int, default=17, help="preference seed (default 17, one whose proxy over-optimises)")
+    d.add_argument("--seed", type=seed_option, default=17,
+                   help="preference seed, 0..2**32-1 (default 17, one whose proxy over-optimises)")
     d.add_argument("--fast", action="store_true", help="small budgets")
     _add_demo_outputs(d)
     d.set_defaults(configure=_overoptimisation_config, run=_overoptimisation)
@@ -241,20 +260,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        config = args.configure(args)  # every check happens here, before any work
-    except ValueError as err:
-        print(f"llmtrack: error: {err}", file=sys.stderr)
-        return 2
+FIGURES = {"exposure-bias": "exposure_bias.png", "reward-noise": "reward_noise.png",
+           "classification-vs-bt": "classification_vs_bt.png", "overoptimisation": "overoptimisation.png"}
+"""The figure each demo writes under --out; pipeline commands write ``<command>_frontier.png``."""
+
+
+def _prepare(args: argparse.Namespace) -> tuple[Any, argparse.Namespace]:
+    """Every check, before any work: the config (validated on construction), the outputs, the cache."""
+    from llmtrack.pipelines.base import cache_root
+    from minirl.outputs import check_output_dir
+
+    config = args.configure(args)
+    if args.command == "sft":
+        from llmtrack.pipelines.recipe import check_outputs
+
+        check_outputs(config)
+    else:
+        args.figure = _figure_path(args)
+        check_output_dir(cache_root(), "LLMTRACK_CACHE")
+    return config, args
+
+
+def _work(prepared: tuple[Any, argparse.Namespace]) -> int:
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # transformers' own save/load bars; ours cover training (none with --json)
+    config, args = prepared
+    hf_logging.disable_progress_bar()  # transformers' own save/load bars; ours cover training
     summary = args.run(config, args)
     if args.json:
-        print(json.dumps(summary))
+        print_json(summary)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run("llmtrack", lambda: _prepare(build_parser().parse_args(argv)), _work)
 
 
 if __name__ == "__main__":

@@ -14,17 +14,19 @@ last good checkpoint intact).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from minirl.outputs import WRITTEN, check_output_dir, remove_stale_temporaries, temporary_sibling
 from llmtrack.tokenizer import BOS, EOS, PAD
 
-__all__ = ["PRESETS", "ModelPreset", "build_model", "check_checkpoint", "load_model", "save_model", "count_parameters", "resolve_device"]
+__all__ = ["PRESETS", "ModelPreset", "MODEL_MARK", "build_model", "check_checkpoint", "check_model_out", "load_model",
+           "model_folder_state", "save_model", "count_parameters", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,11 @@ def check_checkpoint(path: str | os.PathLike, field: str = "path"):
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-    path = Path(path)
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{field}: {str(path)!r} is a file; a checkpoint is a folder (config.json and weights)")
     if not path.is_dir():
-        raise ValueError(f"{field}: checkpoint directory {str(path)!r} does not exist")
+        raise ValueError(f"{field}: checkpoint folder {str(path)!r} does not exist")
     if not (path / "config.json").is_file():
         raise ValueError(f"{field}: {str(path)!r} has no config.json, so it is not a HuggingFace checkpoint")
     try:
@@ -105,6 +109,15 @@ def check_checkpoint(path: str | os.PathLike, field: str = "path"):
         raise ValueError(f"{field}: {str(path)!r} is not a causal LM checkpoint ({type(config).__name__})")
     if not any((path / name).is_file() for name in _WEIGHTS):
         raise ValueError(f"{field}: {str(path)!r} has a config but no weights ({' / '.join(_WEIGHTS)})")
+    weights = path / "model.safetensors"
+    if weights.is_file():  # read the header only: a truncated or corrupt file is refused before any work
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(weights), framework="pt") as f:
+                f.keys()
+        except Exception as err:  # safetensors raises its own SafetensorError
+            raise ValueError(f"{field}: {str(weights)!r} is not a readable safetensors file ({err})") from None
     return config
 
 
@@ -116,30 +129,106 @@ def load_model(path: str | os.PathLike, field: str = "path"):
     config = check_checkpoint(path, field)
     try:
         return AutoModelForCausalLM.from_pretrained(Path(path), local_files_only=True)
-    except (OSError, ValueError) as err:
+    except Exception as err:  # OSError, ValueError, safetensors' SafetensorError, a shape mismatch ...
         raise ValueError(f"{field}: {str(path)!r} is not a loadable causal LM checkpoint "
                          f"({type(config).__name__}: {err})") from err
 
 
-def save_model(model, path: str | os.PathLike, tokenizer=None) -> Path:
-    """save_pretrained to a temporary sibling folder, then rename it into place."""
+MODEL_MARK = "llmtrack_model.json"
+"""The file that marks a model folder as ours: it lists the files the save wrote (``minirl.outputs``, rule 2)."""
+
+
+def model_folder_state(path: str | os.PathLike) -> str:
+    """What is at ``path``: "missing", "empty", "ours" (a folder holding only a model we saved: the files
+    its ``llmtrack_model.json`` lists), "foreign" (any other non-empty folder) or "file"."""
     path = Path(path)
+    if not path.exists():
+        return "missing"
+    if not path.is_dir():
+        return "file"
+    entries = {e.name for e in path.iterdir()}
+    if not entries:
+        return "empty"
+    try:
+        listed = set(json.loads((path / MODEL_MARK).read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return "foreign"
+    return "ours" if entries <= listed | {MODEL_MARK} else "foreign"
+
+
+def check_model_out(path: str | os.PathLike, field: str = "out", force: bool = False) -> Path:
+    """Refuse, before any work, a place a model cannot be saved to without touching what is not ours.
+
+    A missing or empty folder, or one holding only a model we saved, is fine. A file is refused. A
+    non-empty folder we did not write is refused unless ``force``: then the model's files are written into
+    it beside what is there (files with a model file's name are replaced; nothing else is touched).
+    """
+    path = Path(path).expanduser()
+    state = model_folder_state(path)
+    if state == "file":
+        raise ValueError(f"{field}: {str(path)!r} is a file; a model is saved as a folder")
+    if state == "foreign" and not force:
+        raise ValueError(f"{field}: {str(path)!r} is a non-empty folder that llmtrack did not write; choose a new "
+                         "or empty folder, or pass --force to write the model's files into it beside what is there")
+    check_output_dir(path, field)
+    return path
+
+
+def _repair(path: Path) -> None:
+    """Undo what an interrupted :func:`save_model` left beside ``path``: temporaries of dead processes are
+    removed; if a crash fell between moving the old model aside and moving the new one in, the old one
+    (complete) is moved back."""
+    remove_stale_temporaries(path.parent, path.name)
+    old = path.with_name(f".{path.name}.old")
+    if old.is_dir() and model_folder_state(old) == "ours":
+        if not path.exists():
+            os.replace(old, path)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def save_model(model, path: str | os.PathLike, tokenizer=None, force: bool = False,
+               extra_files: dict[str, str] | None = None) -> Path:
+    """Save a model (and tokenizer) to the folder ``path`` atomically, never over what is not ours.
+
+    ``save_pretrained`` writes into a temporary sibling folder, together with ``extra_files`` (name ->
+    text) and the mark ``llmtrack_model.json`` listing every file; then:
+      * ``path`` missing or empty: the temporary folder is renamed to ``path``;
+      * ``path`` is a model we saved: it is moved aside, the new one renamed in, the old one removed (an
+        interruption leaves one complete model, repaired by the next save);
+      * ``path`` is anything else: refused unless ``force``, which moves the model's files in one by one
+        beside what is there (:func:`check_model_out`).
+    """
+    path = Path(path).expanduser()
+    check_model_out(path, force=force)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    _repair(path)
+    tmp = temporary_sibling(path, directory=True)
     try:
         model.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
-        old = None
-        if path.exists():
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
+        files = sorted(e.name for e in tmp.iterdir())
+        (tmp / MODEL_MARK).write_text(json.dumps({"written_by": "llmtrack", "files": files}, indent=1))
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a checkpoint is for everyone
+        state = model_folder_state(path)
+        if state in ("missing", "empty"):
+            os.replace(tmp, path)  # renaming onto an empty folder replaces it
+        elif state == "ours":
             old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
             os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
+            os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
+        else:  # foreign, with force: beside what is there
+            for name in files + [MODEL_MARK]:
+                if (path / name).is_dir():
+                    raise ValueError(f"out: {str(path / name)!r} is a folder where the model's file {name!r} goes")
+                os.replace(tmp / name, path / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    WRITTEN.append(path)
     return path
 
 

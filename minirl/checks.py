@@ -127,7 +127,10 @@ def max_threads() -> int:
 
 def check_threads(value: Any, field: str = "threads") -> int:
     """A thread count in [1, the CPU count] (torch crashes on absurd counts)."""
-    return check_int(value, field, 1, max_threads())
+    n = check_int(value, field, 1)
+    if n > max_threads():
+        raise ValueError(f"{field}: must be an integer in [1, {max_threads()}] (this machine's CPU count), got {n}")
+    return n
 
 
 def check_finite(tensor: Any, field: str) -> None:

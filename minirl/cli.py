@@ -1,9 +1,14 @@
 """The ``minirl`` command line: named demos that print a table, write a figure and, with --json,
 print one JSON object. Heavy imports happen inside the commands so ``minirl --help`` is instant.
 
+Every option is checked as it is read (:mod:`minirl.command`), and the figure's folder and file before
+any work (:mod:`minirl.outputs`): an existing file that is not one of our figures is replaced only with
+``--force``. Ctrl-C ends with one line and status 130; ``--json`` prints standard JSON on stdout, and
+progress bars go to stderr whenever it is a terminal.
+
     minirl demo compounding-error [--seed N] [--seeds K] [--out DIR] [--json]
     minirl demo cartpole-imitation [--seed N] [--out DIR] [--json]
-    minirl demo f-divergence [--out DIR] [--json]
+    minirl demo f-divergence [--out DIR] [--json]                    (exact: no seed)
     minirl demo reward-transfer [--seed N] [--seeds K] [--out DIR] [--json]
     minirl demo imitate --algo {bc,dagger,gail,airl,fairl,all} --env {CartPole-v1,Pendulum-v1} [--demos N]
                         [--steps N] [--seed N] [--seeds K] [--out DIR] [--json]
@@ -12,49 +17,58 @@ print one JSON object. Heavy imports happen inside the commands so ``minirl --he
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
+from minirl.checks import MAX_SEEDS
+from minirl.command import CommandParser, count_option, print_json, progress_wanted, run, seed_option
+from minirl.outputs import check_output_dir, check_output_file
 
-def _save_figure(fig: Any, out: Path, name: str) -> Path:
-    """Write a PNG atomically: to a temp file in the same folder, then rename."""
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / name
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=out)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a figure is for everyone
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+MAX_DEMOS = 1000
+"""Most expert demonstrations ``minirl demo imitate --demos`` takes."""
+MAX_STEPS = 100_000_000
+"""Largest env-step budget ``--steps`` takes."""
 
 
-def _run_demo(args: argparse.Namespace, module: str, config_cls: str, run: str, figure: str,
-              filename: str) -> dict[str, Any]:
-    """Run one experiment, print its table (or stay quiet for --json), save its figure."""
+def _prepare(args: argparse.Namespace) -> tuple[argparse.Namespace, Any, Path]:
+    """Everything that can be refused, before any work: the config (validated on construction) and the figure's path."""
+    import importlib
+
+    module, config_cls, *_, filename = DEMOS[args.demo][:5]
+    experiment = importlib.import_module(module)
+    extra = {field: getattr(args, field) for _, field, *_ in EXTRA_OPTIONS.get(args.demo, [])}
+    seeds = {"seed": args.seed, "n_seeds": args.seeds} if SEEDED[args.demo] else {}
+    config = getattr(experiment, config_cls)(progress=progress_wanted(), **seeds, **extra)
+    out = check_output_dir(args.out, "out")
+    figure = check_output_file(out / filename, "out", force=args.force)
+    return args, config, figure
+
+
+def _work(prepared: tuple[argparse.Namespace, Any, Path]) -> int:
+    """Run one experiment, print its table (or its JSON), save its figure."""
     import importlib
 
     import matplotlib
 
     matplotlib.use("Agg")
-    import minirl.plots
+    import torch
 
-    experiment = importlib.import_module(module)
-    extra = {field: getattr(args, field) for _, field, *_ in EXTRA_OPTIONS.get(args.demo, [])}
-    config = getattr(experiment, config_cls)(seed=args.seed, n_seeds=args.seeds, progress=not args.json, **extra)
-    result = getattr(experiment, run)(config)
-    path = _save_figure(getattr(minirl.plots, figure)(result), args.out, filename)
-    if not args.json:
+    import minirl.plots
+    from minirl.outputs import save_figure
+
+    args, config, figure = prepared
+    # The demos' tensors are tiny: a second intra-op thread only adds synchronisation, and
+    # on a busy 2-core machine it made them several times slower.
+    torch.set_num_threads(1)
+    module, _, run_name, figure_name, _ = DEMOS[args.demo][:5]
+    result = getattr(importlib.import_module(module), run_name)(config)
+    path = save_figure(getattr(minirl.plots, figure_name)(result), figure, force=args.force)
+    if args.json:
+        print_json(result.summary() | {"figure": str(path)})
+    else:
         print(result.table())
         print(f"figure: {path}")
-    return result.summary() | {"figure": str(path)}
+    return 0
 
 
 # name -> (experiment module, config class, run function, figure function, file, default seeds, help)
@@ -67,57 +81,51 @@ DEMOS = {
                            "BC return vs demonstrations, DAgger return vs iterations on CartPole-v1"),
     "f-divergence": ("minirl.experiments.f_divergence", "FDivergenceConfig", "run_f_divergence",
                      "f_divergence_figure", "f_divergence.png", 1,
-                     "mass-covering FAIRL vs mode-seeking AIRL (and GAIL) on a two-mode expert (seed Table 4)"),
+                     "mass-covering FAIRL vs mode-seeking AIRL (and GAIL) on a two-mode expert (seed Table 4); "
+                     "an exact game, so it takes no seed"),
     "reward-transfer": ("minirl.experiments.reward_transfer", "RewardTransferConfig", "run_reward_transfer",
                         "reward_transfer_figure", "reward_transfer.png", 3,
                         "AIRL's learned reward transfers to new dynamics, GAIL's does not (Fu et al. 2017)"),
     "imitate": ("minirl.experiments.imitate", "ImitateConfig", "run_imitation", "imitation_figure", "imitate.png", 1,
                 "BC, DAgger, GAIL, AIRL or FAIRL on CartPole-v1 / Pendulum-v1 from a few demonstrations"),
 }
+SEEDED = {name: name != "f-divergence" for name in DEMOS}
+"""Which demos have randomness (f-divergence solves its game exactly: a --seed would be ignored, so it has none)."""
 # Extra options of some demos: demo -> [(flag, config field, type, default, help)]
 EXTRA_OPTIONS = {
     "imitate": [("--algo", "algo", str, "gail", "bc, dagger, gail, airl, fairl, or all (one table and figure)"),
                 ("--env", "env", str, "CartPole-v1", "CartPole-v1 or Pendulum-v1"),
-                ("--demos", "n_demos", int, 4, "expert demonstrations (default 4)"),
-                ("--steps", "total_steps", int, None, "env-step budget of the adversarial methods")],
+                ("--demos", "n_demos", count_option(1, MAX_DEMOS), 4,
+                 f"expert demonstrations, 1..{MAX_DEMOS} (default 4)"),
+                ("--steps", "total_steps", count_option(1, MAX_STEPS), None,
+                 f"env-step budget of the adversarial methods, 1..{MAX_STEPS:.0e}")],
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minirl", description="Learning from behaviour on small MDPs.")
+    parser = CommandParser(prog="minirl", description="Learning from behaviour on small MDPs.")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="run a named demo")
     demos = demo.add_subparsers(dest="demo", required=True)
     for name, (*_, default_seeds, help_text) in DEMOS.items():
         p = demos.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-        p.add_argument("--seeds", type=int, default=default_seeds,
-                       help=f"independent repetitions for error bars (default {default_seeds})")
-        p.add_argument("--out", type=Path, default=Path("figures"), help="folder for the figure (default ./figures)")
-        p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+        if SEEDED[name]:
+            p.add_argument("--seed", type=seed_option, default=0, help="base seed, 0..2**32-1 (default 0)")
+            p.add_argument("--seeds", type=count_option(1, MAX_SEEDS), default=default_seeds,
+                           help=f"independent repetitions for error bars, 1..{MAX_SEEDS} (default {default_seeds})")
+        p.add_argument("--out", type=Path, default=Path("figures"),
+                       help="folder for the figure (default ./figures; created if missing)")
+        p.add_argument("--force", action="store_true",
+                       help="replace a file of the figure's name that minirl did not write")
+        p.add_argument("--json", action="store_true",
+                       help="print one JSON object (standard JSON: NaN as null) instead of the table")
         for flag, field, kind, default, help_extra in EXTRA_OPTIONS.get(name, []):
             p.add_argument(flag, dest=field, type=kind, default=default, help=help_extra)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.seeds < 1:
-        print("minirl: error: --seeds: must be >= 1", file=sys.stderr)
-        return 2
-    import torch
-
-    # The demos' tensors are tiny: a second intra-op thread only adds synchronisation, and
-    # on a busy 2-core machine it made them several times slower.
-    torch.set_num_threads(1)
-    try:
-        summary = _run_demo(args, *DEMOS[args.demo][:5])
-    except ValueError as error:  # bad input, refused before any work
-        print(f"minirl: error: {error}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(summary))
-    return 0
+    return run("minirl", lambda: _prepare(build_parser().parse_args(argv)), _work)
 
 
 if __name__ == "__main__":

@@ -34,11 +34,11 @@ def test_cli_refuses_before_any_work(capsys):
     assert main(["ppo", "--task", "markov", "--size", "tiny", "--json"]) == 2
     assert "error: size:" in capsys.readouterr().err
     assert main(["demo", "reward-noise", "--seeds", "0", "--json"]) == 2
-    assert "error: seeds:" in capsys.readouterr().err
+    assert "error: --seeds:" in capsys.readouterr().err
     assert main(["demo", "classification-vs-bt", "--seeds", "0", "--json"]) == 2
-    assert "error: seeds:" in capsys.readouterr().err
+    assert "error: --seeds:" in capsys.readouterr().err
     assert main(["demo", "overoptimisation", "--seed", "-1", "--json"]) == 2
-    assert "error: seed:" in capsys.readouterr().err
+    assert "error: --seed:" in capsys.readouterr().err
 
 
 def test_every_method_is_scored_against_the_answer_key(fast_run):

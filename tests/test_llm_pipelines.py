@@ -289,7 +289,8 @@ def test_cli_refuses_bad_input_before_any_work(argv, field, tmp_path, capsys, ca
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     assert main(["sft", *argv, "--json"]) == 2
     captured = capsys.readouterr()
-    assert captured.out == "" and captured.err.startswith(f"llmtrack: error: {field}:"), captured.err
+    assert captured.out == "" and (captured.err.startswith(f"llmtrack: error: {field}:")
+                                   or captured.err.startswith(f"llmtrack: error: --{field}:")), captured.err
     assert not cache.exists()  # nothing was pre-trained or written
     kwargs = {a.lstrip("-"): b for a, b in zip(argv[::2], argv[1::2])}
     with pytest.raises(ValueError, match=f"^{field}:"):

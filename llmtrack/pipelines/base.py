@@ -23,6 +23,7 @@ import hashlib
 import inspect
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ import torch
 
 from minirl.algos.bc import BCConfig, train_bc
 from minirl.data import TrajectoryBatch
+from minirl.outputs import remove_stale_temporaries
 from llmtrack.models import FAMILIES, PRESETS, build_model, load_model, resolve_device, save_model
 from llmtrack.policy import LMPolicy
 from llmtrack.tasks import Task
@@ -99,6 +101,26 @@ def _check(size: str, family: str, n_sequences: int) -> None:
         raise ValueError(f"n_sequences: must be an integer >= 1, got {n_sequences!r}")
 
 
+DESCRIPTION = "llmtrack_base.json"
+"""The file in a cache entry that holds what its key hashes; an entry without it is incomplete."""
+
+
+def _complete(path: Path) -> bool:
+    return (path / "config.json").is_file() and (path / DESCRIPTION).is_file()
+
+
+def _clear_incomplete(path: Path) -> None:
+    """Remove what an interrupted save left under this key, and temporaries of processes that are gone.
+
+    Only the cache's own entries are touched: ``path`` is ``<root>/base/<task>-<size>-<family>-<key>``, a
+    name this module makes. An older version wrote the description after the rename, so a crash between
+    the two left the weights without it; such an entry is re-trained.
+    """
+    remove_stale_temporaries(path.parent)
+    if path.is_dir() and not _complete(path):
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def base_checkpoint_path(task: Task, size: str = "nano", family: str = "gpt2", seed: int = 0,
                          n_sequences: int = 4000, bc: BCConfig = DEFAULT_PRETRAIN_BC, device: str = "cpu",
                          cache_dir: str | os.PathLike | None = None) -> Path:
@@ -134,13 +156,13 @@ def pretrain_base(task: Task, size: str = "nano", family: str = "gpt2", seed: in
     corpus = task.base_corpus(n_sequences, seed=seed)
     key, description = base_cache_key(task, size, family, seed, n_sequences, bc, device, corpus=corpus)
     path = cache_root(cache_dir) / "base" / f"{task.name}-{size}-{family}-{key}"
-    if cache and (path / "config.json").is_file():
+    if cache and _complete(path):
         return LMPolicy(load_model(path), device=device)
+    if cache:
+        _clear_incomplete(path)
     policy = LMPolicy(build_model(size, task.vocab_size, family=family, seed=seed), device=device)
     train_bc(policy, corpus, bc)
-    if cache:
-        save_model(policy.model, path, tokenizer=task.tokenizer)
-        tmp = path / ".llmtrack_base.json.tmp"
-        tmp.write_text(json.dumps(description, indent=1, sort_keys=True))
-        os.replace(tmp, path / "llmtrack_base.json")  # what the key hashes, for people reading the cache
+    if cache:  # what the key hashes goes inside the folder before it is renamed into place: all or nothing
+        save_model(policy.model, path, tokenizer=task.tokenizer,
+                   extra_files={DESCRIPTION: json.dumps(description, indent=1, sort_keys=True)})
     return policy

@@ -62,15 +62,16 @@ from typing import Any, Iterator
 import torch
 
 from minirl.algos.bc import BCConfig
-from llmtrack.models import FAMILIES, PRESETS, check_checkpoint, count_parameters, load_model, save_model
-from llmtrack.pipelines.base import base_checkpoint_path, pretrain_base
+from llmtrack.models import FAMILIES, PRESETS, check_checkpoint, check_model_out, count_parameters, load_model, save_model
+from minirl.outputs import check_output_dir
+from llmtrack.pipelines.base import DESCRIPTION, base_checkpoint_path, cache_root, pretrain_base
 from llmtrack.pipelines.evaluate import EvalConfig, evaluate
 from llmtrack.pipelines.imitation import DistillConfig, SFTConfig, distill, sft
 from llmtrack.policy import LMPolicy
 from llmtrack.tasks import TASKS, Task, make_task
 
 __all__ = ["TASK_SETTINGS", "TASK_TRAINING", "ALGOS", "SFTRunConfig", "SFTRunResult", "TokenCounter", "cpu_threads",
-           "make_pipeline_task", "run_sft"]
+           "check_outputs", "make_pipeline_task", "run_sft"]
 
 TASK_SETTINGS: dict[str, dict[str, Any]] = {
     "sort": dict(min_len=2, max_len=8, base_skill=0.5),
@@ -141,7 +142,11 @@ class SFTRunConfig:
     cache_dir: str | None = None
     """Cache root for base models (default $LLMTRACK_CACHE or ~/.cache/llmtrack)."""
     out: str | None = None
-    """Save the fine-tuned model here (atomically); None: do not save."""
+    """Save the fine-tuned model to this folder (atomically); None: do not save. A missing or empty folder,
+    or one holding a model llmtrack saved, is fine; anything else is refused unless ``force``."""
+    force: bool = False
+    """Allow ``out`` to be a non-empty folder llmtrack did not write: the model's files go in beside what
+    is there (files with a model file's name are replaced, nothing else is touched)."""
     progress: bool = False
     """Progress bars for pre-training and fine-tuning."""
 
@@ -337,8 +342,17 @@ def run_sft(config: SFTRunConfig = SFTRunConfig()) -> SFTRunResult:
         return _run_sft(config)
 
 
+def check_outputs(config: SFTRunConfig) -> None:
+    """Refuse, before any work, an ``out`` we may not write to and a cache root we cannot write in."""
+    if config.out is not None:
+        check_model_out(config.out, "out", force=config.force)
+    if config.checkpoint is None:
+        check_output_dir(cache_root(config.cache_dir), "cache_dir" if config.cache_dir else "LLMTRACK_CACHE")
+
+
 def _run_sft(config: SFTRunConfig) -> SFTRunResult:
     start = time.perf_counter()
+    check_outputs(config)
     task = make_pipeline_task(config.task)
     t0 = time.perf_counter()
     if config.checkpoint is not None:
@@ -347,7 +361,7 @@ def _run_sft(config: SFTRunConfig) -> SFTRunResult:
     else:
         path = base_checkpoint_path(task, config.size, config.family, config.seed, config.pretrain_sequences,
                                     config.pretrain_bc(), config.device, config.cache_dir)
-        cached = (path / "config.json").is_file()
+        cached = (path / DESCRIPTION).is_file()
         policy = pretrain_base(task, config.size, config.family, config.seed, config.pretrain_sequences,
                                config.pretrain_bc(), cache_dir=config.cache_dir, device=config.device)
         base = {"source": "pretrained", "cached": cached, "path": str(path)}
@@ -367,7 +381,7 @@ def _run_sft(config: SFTRunConfig) -> SFTRunResult:
     metrics = evaluate(policy, task, EvalConfig(n_sequences=config.n_eval))
     out = None
     if config.out is not None:
-        out = str(save_model(policy.model, config.out, tokenizer=task.tokenizer))
+        out = str(save_model(policy.model, config.out, tokenizer=task.tokenizer, force=config.force))
     return SFTRunResult(config=config, params=count_parameters(policy.model), train_tokens=counter.tokens,
                         train_s=train_s, metrics=metrics, base=base, history=history, checkpoint_out=out,
                         wall_s=time.perf_counter() - start, notes=_notes(task, metrics))
