@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from minirl.checks import MAX_SEEDS, SEED_LIMIT, check_int, check_seed
 from llmtrack.pipelines.base import pretrain_base
 from llmtrack.pipelines.evaluate import EvalConfig, evaluate
 from llmtrack.pipelines.recipe import SFTRunConfig, cpu_threads, make_pipeline_task, run_sft
@@ -79,9 +80,11 @@ class ExposureBiasConfig:
     """Progress bar over (seed, task, model)."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_seeds, bool) or not isinstance(self.n_seeds, int) or self.n_seeds < 1:
-            raise ValueError(f"n_seeds: must be an integer >= 1, got {self.n_seeds!r}")
-        if not self.tasks or any(t not in TASKS for t in self.tasks):
+        check_int(self.n_seeds, "n_seeds", 1, MAX_SEEDS)  # each seed is a full run: a typo must not run for days
+        check_seed(self.seed)
+        if self.seed + self.n_seeds > SEED_LIMIT:
+            raise ValueError(f"seed: seed + n_seeds - 1 = {self.seed + self.n_seeds - 1} must stay below 2**32")
+        if isinstance(self.tasks, str) or not self.tasks or any(t not in TASKS for t in self.tasks):
             raise ValueError(f"tasks: must be a non-empty subset of {TASKS}, got {self.tasks!r}")
         for task in self.tasks:  # validates size, family and everything else before any work
             self.run_config(task, "bc", self.seed)

@@ -111,6 +111,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from minirl.algos.reward_model import OBJECTIVES, LinearRewardModel, RewardModelConfig, train_reward_model
+from minirl.checks import MAX_SEEDS, SEED_LIMIT, check_int, check_number, check_probability
 from minirl.data import TrajectoryBatch
 from llmtrack.pipelines.base import pretrain_base
 from llmtrack.pipelines.recipe import SFTRunConfig, cpu_threads, make_pipeline_task
@@ -127,6 +128,20 @@ NOISES = (0.0, 0.1, 0.2, 0.3, 0.4)
 HEADS = ("transformer", "linear")
 METRICS = ("accuracy", "correlation", "correlation_expert")
 _TRAIN_SEED, _EVAL_SEED = 10_000, 20_000  # keep the preference data apart from the base model's corpus (seed)
+
+
+def _check_seeds(seeds: Any, field: str = "seeds") -> tuple[int, ...]:
+    """A non-empty tuple of at most MAX_SEEDS seeds, each leaving room for the offsets above (seed + _EVAL_SEED + 2)."""
+    if not isinstance(seeds, (tuple, list)) or not seeds:
+        raise ValueError(f"{field}: must be a non-empty tuple of integers >= 0, got {seeds!r}")
+    if len(seeds) > MAX_SEEDS:
+        raise ValueError(f"{field}: at most {MAX_SEEDS} seeds (each is a full run), got {len(seeds)}")
+    return tuple(check_int(s, field, 0, SEED_LIMIT - 1 - _EVAL_SEED - 2) for s in seeds)
+
+
+def _check_rm_config(config: Any, field: str) -> None:
+    if not isinstance(config, RewardModelConfig):
+        raise ValueError(f"{field}: must be a RewardModelConfig, got {type(config).__name__}")
 
 
 @dataclass(frozen=True)
@@ -166,16 +181,20 @@ class RewardNoiseConfig:
     """Progress bar over (seed, noise, objective, head)."""
 
     def __post_init__(self) -> None:
-        if not self.noises or any(not (isinstance(p, (int, float)) and 0.0 <= p <= 1.0) for p in self.noises):
+        if not isinstance(self.noises, (tuple, list)) or not self.noises:
             raise ValueError(f"noises: must be a non-empty tuple of probabilities in [0, 1], got {self.noises!r}")
-        if not self.objectives or any(o not in OBJECTIVES for o in self.objectives):
+        for p in self.noises:
+            check_probability(p, "noises")
+        if not isinstance(self.objectives, (tuple, list)) or not self.objectives \
+                or any(not isinstance(o, str) or o not in OBJECTIVES for o in self.objectives):
             raise ValueError(f"objectives: must be a non-empty subset of {sorted(OBJECTIVES)}, got {self.objectives!r}")
-        if not self.heads or any(h not in HEADS for h in self.heads):
+        if not isinstance(self.heads, (tuple, list)) or not self.heads or any(h not in HEADS for h in self.heads):
             raise ValueError(f"heads: must be a non-empty subset of {HEADS}, got {self.heads!r}")
-        if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds):
-            raise ValueError(f"seeds: must be a non-empty tuple of integers >= 0, got {self.seeds!r}")
+        _check_seeds(self.seeds)
         for name in ("n_pairs", "n_eval_pairs", "n_eval_samples"):
             check_count(getattr(self, name), name, 2)
+        _check_rm_config(self.transformer, "transformer")
+        _check_rm_config(self.linear, "linear")
         self.run_config(self.seeds[0])  # validates size, family, device before any work
 
     def run_config(self, seed: int) -> SFTRunConfig:
@@ -333,25 +352,26 @@ class AnnotationConfig:
                 raise ValueError(f"{name}: must be a non-empty tuple of {what}, got {values!r}")
 
         check("pair_counts", lambda v: isinstance(v, int) and v >= 2, "integers >= 2")
-        check("seeds", lambda v: isinstance(v, int) and v >= 0, "integers >= 0")
+        _check_seeds(self.seeds)
         check("bon_sizes", lambda v: isinstance(v, int) and v >= 1, "integers >= 1")
         for name in ("flips", "temperatures"):  # either may be empty, not both
             values = getattr(self, name)
-            if not isinstance(values, tuple) or any(isinstance(v, bool) or not isinstance(v, (int, float))
-                                                    for v in values):
+            if not isinstance(values, tuple):
                 raise ValueError(f"{name}: must be a tuple of numbers, got {values!r}")
-        if any(not 0.0 <= p <= 1.0 for p in self.flips):
-            raise ValueError(f"flips: must be probabilities in [0, 1], got {self.flips!r}")
-        if any(not 0.0 < t < float("inf") for t in self.temperatures):
-            raise ValueError(f"temperatures: must be finite numbers > 0, got {self.temperatures!r}")
+        for p in self.flips:
+            check_probability(p, "flips")
+        for t in self.temperatures:
+            check_number(t, "temperatures", 0.0, strict_minimum=True)
         if not self.flips and not self.temperatures:
             raise ValueError("flips: flips and temperatures are both empty; give at least one label model")
-        if not self.objectives or any(o not in OBJECTIVES for o in self.objectives):
+        if not isinstance(self.objectives, (tuple, list)) or not self.objectives \
+                or any(not isinstance(o, str) or o not in OBJECTIVES for o in self.objectives):
             raise ValueError(f"objectives: must be a non-empty subset of {sorted(OBJECTIVES)}, got {self.objectives!r}")
-        if isinstance(self.ridge, bool) or not isinstance(self.ridge, (int, float)) or not 0.0 <= self.ridge < 1e3:
+        if check_number(self.ridge, "ridge", 0.0) >= 1e3:
             raise ValueError(f"ridge: must be a number in [0, 1000), got {self.ridge!r}")
         for name in ("n_eval_pairs", "n_eval_samples", "bon_prompts"):
             check_count(getattr(self, name), name, 2)
+        _check_rm_config(self.linear, "linear")
         self.run_config(self.seeds[0])  # validates size, family, device before any work
 
     def run_config(self, seed: int) -> SFTRunConfig:

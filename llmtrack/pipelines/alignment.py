@@ -133,34 +133,33 @@ class PipelineConfig:
     progress: bool = False
 
     def __post_init__(self) -> None:
+        from minirl.checks import check_device, check_int, check_number, check_seed
+
         if self.task != "markov":
             raise ValueError(f"task: the alignment pipeline needs a task with an exact optimum; valid: ['markov'], "
                              f"got {self.task!r}")
-        if self.size not in PRESETS:
+        if not isinstance(self.size, str) or self.size not in PRESETS:
             raise ValueError(f"size: unknown size preset {self.size!r}; valid: {sorted(PRESETS)}")
-        if self.family not in FAMILIES:
+        if not isinstance(self.family, str) or self.family not in FAMILIES:
             raise ValueError(f"family: unknown model family {self.family!r}; valid: {sorted(FAMILIES)}")
+        if isinstance(self.methods, str) or not hasattr(self.methods, "__iter__"):  # "dpo" is not ("d", "p", "o")
+            raise ValueError(f"methods: must be a sequence of stage names, got {self.methods!r}; valid: {list(STAGES)}")
         methods = tuple(self.methods)
-        bad = [m for m in methods if m not in STAGES]
+        bad = [m for m in methods if not isinstance(m, str) or m not in STAGES]
         if bad or not methods:
             raise ValueError(f"methods: unknown or empty {list(methods)!r}; valid: {list(STAGES)}")
         object.__setattr__(self, "methods", methods)
-        for name in ("seed",):
-            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
-                raise ValueError(f"{name}: must be an integer >= 0, got {getattr(self, name)!r}")
+        check_seed(self.seed)
         for name in ("n_demos", "sft_updates", "n_preferences", "rm_updates", "dpo_updates", "rl_tokens", "afd_tokens",
-                     "afd_demos", "bon_n", "bon_pool", "n_eval"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name}: must be an integer >= 1, got {value!r}")
+                     "afd_demos", "bon_n", "bon_pool"):
+            check_int(getattr(self, name), name, 1)
+        check_int(self.n_eval, "n_eval", 2)
         if isinstance(self.group_size, bool) or not isinstance(self.group_size, int) or self.group_size < 2:
             raise ValueError(f"group_size: GRPO needs an integer >= 2 responses per prompt, got {self.group_size!r}")
-        if not (isinstance(self.demo_beta, (int, float)) and self.demo_beta > 0):
-            raise ValueError(f"demo_beta: must be > 0, got {self.demo_beta!r}")
-        if not (isinstance(self.preference_noise, (int, float)) and 0.0 <= self.preference_noise < 0.5):
+        check_number(self.demo_beta, "demo_beta", 0.0, strict_minimum=True)
+        if not 0.0 <= check_number(self.preference_noise, "preference_noise") < 0.5:
             raise ValueError(f"preference_noise: must be in [0, 0.5), got {self.preference_noise!r}")
-        if self.n_eval < 2:
-            raise ValueError("n_eval: must be >= 2")
+        check_device(self.device, "device")  # a device this machine has, before any work
 
     @classmethod
     def fast(cls, **overrides: Any) -> "PipelineConfig":

@@ -151,6 +151,11 @@ class SFTRunConfig:
     """Progress bars for pre-training and fine-tuning."""
 
     def __post_init__(self) -> None:
+        from minirl.checks import check_device, check_int, check_number, check_seed, check_threads
+
+        for name in ("task", "size", "algo", "family"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name}: must be a name (a string), got {getattr(self, name)!r}")
         _choice(self.task, TASK_SETTINGS, "task", "task")
         for name, value in TASK_TRAINING[self.task].items():
             if getattr(self, name) is None:
@@ -158,21 +163,19 @@ class SFTRunConfig:
         _choice(self.size, PRESETS, "size", "size preset")
         _choice(self.algo, ALGOS, "algo", "algorithm")
         _choice(self.family, FAMILIES, "family", "model family")
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
-                                         or self.threads < 1):
-            raise ValueError(f"threads: must be an integer >= 1 or None, got {self.threads!r}")
-        for name, minimum in (("seed", 0), ("labelled_sequences", 1), ("dagger_iterations", 1), ("updates", 1),
+        if self.threads is not None:
+            check_threads(self.threads, "threads")  # at most the CPUs this process may use
+        check_seed(self.seed)
+        for name, minimum in (("labelled_sequences", 1), ("dagger_iterations", 1), ("updates", 1),
                               ("batch_size", 1), ("pretrain_sequences", 1), ("pretrain_updates", 1), ("n_eval", 2)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise ValueError(f"{name}: must be an integer >= {minimum}, got {value!r}")
-        if not 0.0 <= self.dagger_demo_fraction < 1.0:
+            check_int(getattr(self, name), name, minimum)
+        if not 0.0 <= check_number(self.dagger_demo_fraction, "dagger_demo_fraction") < 1.0:
             raise ValueError(f"dagger_demo_fraction: must be in [0, 1), got {self.dagger_demo_fraction}")
         if self.sequences_per_iteration < 1:
             raise ValueError(f"labelled_sequences: {self.labelled_sequences} leaves no student generations for "
                              f"{self.dagger_iterations} DAgger rounds")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ValueError(f"lr: must be > 0, got {self.lr}")
+        check_number(self.lr, "lr", 0.0, strict_minimum=True)
+        check_device(self.device, "device")  # a device this machine has, before any work
         task = make_pipeline_task(self.task)
         if task.context_size > PRESETS[self.size].max_positions:
             raise ValueError(f"size: preset {self.size!r} has too few positions for task {self.task!r}")
