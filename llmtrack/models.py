@@ -236,8 +236,9 @@ def count_parameters(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """"auto" -> CUDA if present, else CPU; otherwise the named device."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+def resolve_device(device: str = "auto", field: str = "device") -> torch.device:
+    """"auto" -> CUDA if present, else CPU; otherwise the named device, if this machine has it
+    (:func:`minirl.checks.check_device`: "tpu", or "cuda" without a GPU, is a ValueError naming ``field``)."""
+    from minirl.checks import check_device
+
+    return check_device(device, field)
