@@ -28,7 +28,7 @@ from typing import Any, Iterable
 import numpy as np
 
 __all__ = ["SEED_LIMIT", "MAX_SEEDS", "check_int", "check_seed", "check_number", "check_probability",
-           "check_choice", "check_device", "check_threads", "check_finite", "check_binary_mask", "max_threads"]
+           "check_choice", "check_minibatch_training", "check_device", "check_threads", "check_finite", "check_binary_mask", "max_threads"]
 
 SEED_LIMIT = 2**32
 """Seeds are integers in [0, SEED_LIMIT)."""
@@ -82,6 +82,18 @@ def check_choice(value: Any, field: str, valid: Iterable[Any]) -> Any:
     if not isinstance(value, (str, int)) or isinstance(value, bool) or value not in valid:
         raise ValueError(f"{field}: must be one of {valid}, got {value!r}")
     return value
+
+
+def check_minibatch_training(config: Any) -> None:
+    """The fields every minibatch-Adam config shares (BC, DPO, reward models): ``n_updates`` >= 1,
+    ``batch_size`` >= 1 or None, ``lr`` > 0, ``weight_decay`` >= 0 where present, and ``seed``."""
+    check_int(config.n_updates, "n_updates", 1)
+    if config.batch_size is not None:
+        check_int(config.batch_size, "batch_size", 1)
+    check_number(config.lr, "lr", 0.0, strict_minimum=True)
+    if hasattr(config, "weight_decay"):
+        check_number(config.weight_decay, "weight_decay", 0.0)
+    check_seed(config.seed)
 
 
 def check_device(device: Any, field: str = "device"):

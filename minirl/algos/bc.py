@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from minirl.checks import check_int, check_number, check_seed
+from minirl.checks import check_minibatch_training
 from minirl.data import TrajectoryBatch
 from minirl.policies import Policy
 
@@ -45,12 +45,7 @@ class BCConfig:
     """Show a tqdm progress bar."""
 
     def __post_init__(self) -> None:
-        check_int(self.n_updates, "n_updates", 1)
-        if self.batch_size is not None:
-            check_int(self.batch_size, "batch_size", 1)
-        check_number(self.lr, "lr", 0.0, strict_minimum=True)
-        check_number(self.weight_decay, "weight_decay", 0.0)
-        check_seed(self.seed)
+        check_minibatch_training(self)
 
 
 def bc_loss(policy: Policy, batch: TrajectoryBatch) -> Tensor:

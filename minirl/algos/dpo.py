@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from minirl.checks import check_int, check_number, check_seed
+from minirl.checks import check_minibatch_training, check_number
 from minirl.data import Preferences, TrajectoryBatch
 from minirl.policies import Policy, check_not_shared, check_same_actions
 
@@ -78,11 +78,7 @@ class DPOConfig:
 
     def __post_init__(self) -> None:
         check_number(self.beta, "beta", 0.0, strict_minimum=True)
-        check_int(self.n_updates, "n_updates", 1)
-        if self.batch_size is not None:
-            check_int(self.batch_size, "batch_size", 1)
-        check_number(self.lr, "lr", 0.0, strict_minimum=True)
-        check_seed(self.seed)
+        check_minibatch_training(self)
 
 
 def train_dpo(policy: Policy, reference: Policy, prefs: Preferences,

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from minirl.checks import check_int, check_number, check_seed
+from minirl.checks import check_int, check_minibatch_training
 from minirl.data import Preferences, TrajectoryBatch
 
 __all__ = ["bradley_terry_loss", "classification_loss", "LinearRewardModel", "TabularRewardModel",
@@ -117,12 +117,7 @@ class RewardModelConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.objective, str) or self.objective not in OBJECTIVES:
             raise ValueError(f"objective: unknown objective {self.objective!r}; valid: {sorted(OBJECTIVES)}")
-        check_int(self.n_updates, "n_updates", 1)
-        if self.batch_size is not None:
-            check_int(self.batch_size, "batch_size", 1)
-        check_number(self.lr, "lr", 0.0, strict_minimum=True)
-        check_number(self.weight_decay, "weight_decay", 0.0)
-        check_seed(self.seed)
+        check_minibatch_training(self)
 
 
 def train_reward_model(model: nn.Module, prefs: Preferences,
