@@ -30,7 +30,7 @@ follow the gradient of their divergence:
 
 Constants do not change a policy gradient, but they do change what an agent that can end its
 episode prefers: a positive reward pays for staying alive, a negative one for dying early (the
-survival bias; :class:`minirl.envs.AbsorbingState` removes it).
+survival bias; ``AdversarialConfig(absorbing=True)`` removes it).
 
 Everything here is a pure function of tensors.
 """
