@@ -470,3 +470,15 @@ def test_rollout_rejects_bad_arguments():
         rollout(TabularVectorEnv(mdp, 2), uniform_policy(mdp), n_episodes=0)
     with pytest.raises(RuntimeError, match=r"^max_steps: "):
         rollout(TabularVectorEnv(tightrope(), 2), uniform_policy(tightrope()), n_episodes=1, max_steps=5)
+
+
+def test_import_minirl_registers_its_gymnasium_ids():
+    """As users of gymnasium packages expect: ``import minirl`` alone makes ``gym.make`` work (fresh process)."""
+    import subprocess
+    import sys
+
+    code = ("import gymnasium as gym, minirl; e = gym.make('minirl/Tightrope-v0', length=5, depth=3); "
+            "print(e.reset(seed=0)[0], gym.make('minirl/GridWorld-v0').unwrapped.mdp.n_states)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[0] == "0"
