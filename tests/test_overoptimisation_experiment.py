@@ -1,124 +1,264 @@
 """The reward over-optimisation experiment (llmtrack.experiments.overoptimisation; EQUATIONS.md §8).
 
-The fast run's structure: Best-of-N and PPO curves against the proxy and the ensemble, finite numbers,
-KL and proxy rising along PPO, Gao fits; the same seed gives the same numbers; bad settings are refused.
+What is tested is math and structure, not one seed's outcome: the annotator's labels follow its rule;
+the exact optimum of the idealised proxy has the shape the design rests on (an interior gold peak with
+the bonus, none without); Best-of-N from a pool and the over-optimisation rule on hand-made curves; a
+small run's and a small sweep's structure (the sweep's claims are counts, a seed's run is the same alone
+or in a sweep); bad settings are refused by name. The seed-sweep fractions themselves are measured in
+docs/results/overoptimisation.md and asserted by notebook 08.
 """
 
 import math
 
 import matplotlib
+import numpy as np
 import pytest
 import torch
 
-from llmtrack.alignment.overoptimisation import GaoFit
-from llmtrack.alignment.plots import overoptimisation_experiment_figure
-from llmtrack.experiments.overoptimisation import (ENSEMBLE_MEMBERS, METHODS, SCORERS, OveroptimisationConfig,
-                                                   ensemble_members, fitted_peak, overoptimisation_table,
-                                                   run_overoptimisation)
-from llmtrack.experiments.overoptimisation import _PREF_SEED, _linear_head
+from minirl.data import TrajectoryBatch
+from llmtrack.alignment.overoptimisation import GaoFit, pool_best_of_n, pool_best_of_n_weights
+from llmtrack.alignment.plots import overoptimisation_experiment_figure, overoptimisation_sweep_figure
+from llmtrack.experiments.overoptimisation import (CLAIMS, EFFECTS, ENSEMBLE_MEMBERS, METHODS, SCORERS, VOCABULARY,
+                                                   OveroptimisationConfig, annotated_preferences, annotator_reward,
+                                                   curve_summary, ensemble_members, exact_proxy_optimum, fitted_peak,
+                                                   member_features, mentions, overoptimisation_claims,
+                                                   overoptimisation_sweep_table, overoptimisation_table,
+                                                   run_overoptimisation, run_overoptimisation_sweep)
+from llmtrack.experiments.overoptimisation import _linear_head
 from llmtrack.pipelines.recipe import make_pipeline_task
-from llmtrack.reward_model import FrozenLMFeatures
+from llmtrack.tokenizer import BOS, SPECIAL_TOKENS
 
 matplotlib.use("Agg")
 
+TINY = dict(bon_ns=(1, 2, 4), bon_prompts=4, ppo_tokens=300, ppo_prompts=8, n_eval=40, n_eval_pairs=40, n_pairs=60,
+            ensemble_size=2, eval_every=2)
+
 
 @pytest.fixture(scope="module")
-def fast():
-    return run_overoptimisation(OveroptimisationConfig.fast())
+def task():
+    return make_pipeline_task("markov")
+
+
+def _responses(words: list[list[str]], task) -> TrajectoryBatch:
+    """Hand-written responses (each padded with [EOS] and masked after it), prompt [BOS, "great"]."""
+    first, T = len(SPECIAL_TOKENS), max(len(w) for w in words)
+    ids = [[first + task.words.index(w) for w in ws] for ws in words]
+    actions = torch.tensor([a + [0] * (T - len(a)) for a in ids])
+    mask = torch.tensor([[j < len(a) for j in range(T)] for a in ids])
+    obs = torch.cat([torch.tensor([[BOS, first + 1]] * len(ids)), actions], dim=1)
+    return TrajectoryBatch(obs=obs, actions=actions, mask=mask)
+
+
+# -- the annotator ------------------------------------------------------------------------------------------
+
+def test_annotator_reward_is_gold_plus_a_bonus_once(task):
+    config = OveroptimisationConfig(annotator_bonus=3.0)
+    y = _responses([["great", "food"], ["food", "food", "food"], ["awful"], ["food"]], task)
+    assert mentions(y, config.word_id).tolist() == [1.0, 3.0, 0.0, 1.0]
+    gold = task.gold_reward(y).double()
+    torch.testing.assert_close(gold, torch.tensor([0.9 - 0.1, -0.3, -1.1, -0.1], dtype=torch.float64))
+    torch.testing.assert_close(annotator_reward(task, y, config.word_id, 3.0), gold + torch.tensor([3.0, 3, 0, 3]))
+
+
+@pytest.mark.parametrize("bonus, noise", [(3.0, 0.0), (0.0, 0.0), (3.0, 0.2)])
+def test_annotated_preferences_follow_the_rule(task, bonus, noise):
+    config = OveroptimisationConfig(annotator_bonus=bonus, noise=noise, n_pairs=300, seed=1)
+    prefs = annotated_preferences(task, config)
+    c, r = prefs.chosen, prefs.rejected
+    info = c.info
+    a_c, a_r = (annotator_reward(task, b, config.word_id, bonus) for b in (c, r))
+    g_c, g_r = info["gold_reward"].double(), r.info["gold_reward"].double()
+    flipped = info["flipped"]
+    # unflipped labels prefer the larger annotator reward (a tie keeps the gold order); flipped ones the smaller
+    assert bool(((a_c >= a_r) | flipped).all()) and bool(((a_c <= a_r) | ~flipped).all())
+    assert bool((info["against_gold"] == (g_c < g_r)).all()) and bool((g_c != g_r).all())
+    if noise == 0.0:
+        assert not flipped.any()
+    else:
+        assert abs(float(flipped.double().mean()) - noise) < 0.08
+    if bonus == 0.0 and noise == 0.0:  # the honest annotator is the gold order
+        assert not info["against_gold"].any()
+    if bonus > 0 and noise == 0.0:  # every label against gold is one the bonus explains: the chosen mentions the word
+        against = info["against_gold"]
+        assert against.any()
+        m_c, m_r = mentions(c, config.word_id), mentions(r, config.word_id)
+        assert bool(((m_c[against] > 0) & (m_r[against] == 0)).all())
+        assert bool((g_r - g_c)[against].le(bonus).all())
+
+
+# -- the exact optimum of the idealised proxy -----------------------------------------------------------------
+
+BETAS = [float(b) for b in np.geomspace(100.0, 0.01, 25)]
+
+
+def test_exact_optimum_without_bonus_rises_monotonically():
+    """b = 0: the idealised proxy is the gold reward, and along the KL-regularised optimum E[r] rises as beta
+    falls (a theorem), and so does KL; no interior peak."""
+    rows = exact_proxy_optimum(OveroptimisationConfig(annotator_bonus=0.0), BETAS)
+    gold, kl = np.array([r["gold"] for r in rows]), np.array([r["kl"] for r in rows])
+    assert np.all(np.diff(gold) > -1e-9) and np.all(np.diff(kl) > -1e-9)
+    assert rows[0]["gold_gain"] == pytest.approx(0.0, abs=0.02) and rows[-1]["gold_gain"] > 8.5  # ten positive words
+    assert [r["proxy"] for r in rows] == [r["gold"] for r in rows]
+
+
+def test_exact_optimum_with_the_bonus_peaks_and_falls():
+    """b = 3 per use of "food": E[r_b] still rises as beta falls, but the gold gain peaks inside and ends at ten
+    uses of "food" (gold 10 x -0.1 = -1, below pi_ref's)."""
+    config = OveroptimisationConfig()
+    rows = exact_proxy_optimum(config, BETAS)
+    proxy, gold = np.array([r["proxy"] for r in rows]), np.array([r["gold_gain"] for r in rows])
+    assert np.all(np.diff(proxy) > -1e-9)
+    peak = int(gold.argmax())
+    assert 0 < peak < len(rows) - 1 and gold[peak] > 0.5
+    assert rows[-1]["mentions"] == pytest.approx(10.0, abs=0.01) and rows[-1]["gold"] == pytest.approx(-1.0, abs=0.01)
+    assert rows[-1]["gold_gain"] < -0.8
+    with pytest.raises(ValueError, match="betas"):
+        exact_proxy_optimum(config, [1.0, 0.0])
+
+
+# -- Best-of-N from a pool, and the over-optimisation rule -----------------------------------------------------
+
+def test_pool_best_of_n_estimates():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(5, 16, generator=g, dtype=torch.float64)
+    other = torch.randn(5, 16, generator=g, dtype=torch.float64)
+    rows = pool_best_of_n(scores, {"s": scores, "v": other}, [1, 2, 16])
+    assert [r["n"] for r in rows] == [1, 2, 16]
+    assert rows[0]["s_gain"] == pytest.approx(0.0, abs=1e-12) and rows[0]["v"] == pytest.approx(float(other.mean()))
+    # N = M: the best of the whole pool, exactly
+    best = other.gather(1, scores.argmax(1, keepdim=True)).squeeze(1)
+    assert rows[-1]["v"] == pytest.approx(float(best.mean()))
+    assert rows[-1]["s"] == pytest.approx(float(scores.max(1)[0].mean()))
+    w = pool_best_of_n_weights(16, 2)
+    assert rows[1]["v"] == pytest.approx(float((other.gather(1, scores.argsort(1)) @ w).mean()))
+    assert rows[1]["kl"] == pytest.approx(math.log(2) - 0.5) and rows[1]["d"] == pytest.approx(math.sqrt(rows[1]["kl"]))
+    with pytest.raises(ValueError, match="ns"):
+        pool_best_of_n(scores, {"v": other}, [32])
+    with pytest.raises(ValueError, match="values"):
+        pool_best_of_n(scores, {"v": other[:, :4]}, [2])
+
+
+def _rows(gains, se=0.1):
+    return [{"gold_gain": g, "gold_gain_se": 0.0 if i == 0 else se, "d": float(i), "proxy_gain": float(i),
+             "mentions": float(i)} for i, g in enumerate(gains)]
+
+
+def test_curve_summary_rule():
+    s = curve_summary(_rows([0.0, 0.5, 1.0, 0.4, -0.2]))
+    assert s["overoptimised"] and s["interior_peak"] and s["gold_peak"] == 1.0 and s["d_at_peak"] == 2.0
+    assert s["rise_z"] == pytest.approx(1.0 / 0.1) and s["fall_z"] == pytest.approx(1.2 / math.hypot(0.1, 0.1))
+    assert s["fall"] == pytest.approx(1.2) and s["mentions_final"] == 4.0 and s["proxy_at_peak"] == 2.0
+    assert not curve_summary(_rows([0.0, 0.5, 1.0, 1.5]))["overoptimised"]  # still rising
+    assert not curve_summary(_rows([0.0, 0.5, 1.0, 0.8]))["overoptimised"]  # falls by 0.2 < 2 x 0.14
+    assert not curve_summary(_rows([0.0, 0.15, -0.5]))["overoptimised"]  # never rises beyond noise
+    assert fitted_peak(GaoFit(1.0, 0.25, 1.0, "bon")) == pytest.approx(2.0)  # d (a - b d): peak a / 2b
+    assert fitted_peak(GaoFit(1.0, 0.5, 1.0, "rl")) == pytest.approx(math.e)  # d (a - b log d): exp(a/b - 1)
+    assert fitted_peak(GaoFit(1.0, -0.1, 1.0, "rl")) == math.inf
+
+
+# -- a run and a sweep: structure -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sweep():
+    return run_overoptimisation_sweep(OveroptimisationConfig.fast(**TINY), seeds=(3, 5))
 
 
 def _finite(row):
     return all(math.isfinite(v) for v in row.values() if isinstance(v, float))
 
 
-def test_fast_run_structure(fast):
-    config = OveroptimisationConfig.fast()
-    assert set(fast["curves"]) == set(METHODS) and all(set(fast["curves"][m]) == set(SCORERS) for m in METHODS)
-    for scorer in SCORERS:
-        bon = fast["curves"]["bon"][scorer]
-        assert [r["n"] for r in bon] == list(config.bon_ns)
-        assert bon[0]["kl"] == 0.0 and bon[0]["gold_gain"] == pytest.approx(0.0, abs=1e-12)
+def test_run_structure(sweep):
+    config = OveroptimisationConfig.fast(**TINY)
+    run = sweep["runs"][3]
+    assert set(run["curves"]["bon"]) == {*SCORERS, "oracle"} and set(run["curves"]["ppo"]) == set(SCORERS)
+    for scorer in (*SCORERS, "oracle"):
+        bon = run["curves"]["bon"][scorer]
+        assert [r["n"] for r in bon] == list(config.bon_ns) and bon[0]["gold_gain"] == pytest.approx(0.0, abs=1e-12)
         assert all(b["kl"] > a["kl"] for a, b in zip(bon, bon[1:]))  # log N - (N - 1)/N
-        assert all(b["proxy_gain"] > a["proxy_gain"] for a, b in zip(bon, bon[1:]))  # BoN raises its own score
-        ppo = fast["curves"]["ppo"][scorer]
-        assert len(ppo) >= 4 and ppo[0]["tokens"] == 0 and ppo[-1]["tokens"] >= config.ppo_tokens
+        assert all(b["proxy_gain"] >= a["proxy_gain"] for a, b in zip(bon, bon[1:]))  # BoN raises its own score
+        assert bon[0]["mentions"] == pytest.approx(run["curves"]["bon"]["proxy"][0]["mentions"])  # one pool
+    oracle, proxy = run["curves"]["bon"]["oracle"], run["curves"]["bon"]["proxy"]
+    assert all(o["gold"] >= p["gold"] - 1e-9 for o, p in zip(oracle, proxy))  # the gold's own pick is the best
+    for scorer in SCORERS:
+        ppo = run["curves"]["ppo"][scorer]
+        assert len(ppo) >= 2 and ppo[0]["tokens"] == 0 and ppo[-1]["tokens"] >= config.ppo_tokens
         assert all(b["tokens"] > a["tokens"] for a, b in zip(ppo, ppo[1:]))
-        assert all(_finite(r) for r in bon + ppo)
+        assert all(_finite(r) for r in ppo + run["curves"]["bon"][scorer])
         assert all(r["d"] == pytest.approx(math.sqrt(max(r["kl"], 0.0))) for r in ppo)
-        # along training the policy moves away from pi_0 and its own score rises
-        kl, proxy = [r["kl"] for r in ppo], [r["proxy"] for r in ppo]
-        assert kl[0] == pytest.approx(0.0, abs=1e-6) and kl[-1] > 1.0
-        assert sum(b > a for a, b in zip(kl, kl[1:])) >= 0.7 * (len(kl) - 1)
-        assert proxy[-1] > proxy[0] + 1.0 and sum(b > a for a, b in zip(proxy, proxy[1:])) >= 0.7 * (len(proxy) - 1)
+        assert ppo[0]["kl"] == pytest.approx(0.0, abs=1e-6) and ppo[0]["gold_gain"] == 0.0
         for method in METHODS:
-            fit = fast["fits"][method][scorer]
+            fit = run["fits"][method][scorer]
             assert isinstance(fit, GaoFit) and fit.form == ("bon" if method == "bon" else "rl")
-            assert math.isfinite(fit.alpha) and math.isfinite(fit.beta) and fit.r2 <= 1.0
-            assert fast["fitted_peak_d"][method][scorer] == fitted_peak(fit)
-            assert set(fast["summary"][method][scorer]) >= {"gold_peak", "d_at_peak", "gold_final", "fall"}
-    rm = fast["reward_models"]
+            assert run["fitted_peak_d"][method][scorer] == fitted_peak(fit)
+            assert run["summary"][method][scorer] == curve_summary(run["curves"][method][scorer])
+    rm = run["reward_models"]
     assert 0.0 <= rm["proxy"]["accuracy"] <= 1.0 and len(rm["ensemble"]["member_accuracy"]) == config.ensemble_size
-    assert 0.2 < rm["flipped"] < 0.45  # noise 0.3 on 100 pairs
-    # "base_seeds" (the default): member 0 reads pi_0's features and fits the proxy's pairs, so it is the proxy
-    assert config.ensemble_members == "base_seeds"
-    assert rm["ensemble"]["member_accuracy"][0] == rm["proxy"]["accuracy"]
-    assert len(set(rm["ensemble"]["member_accuracy"])) > 1
-    assert "bon vs proxy" in overoptimisation_table(fast)
-    fig = overoptimisation_experiment_figure(fast)
-    assert len(fig.axes) == 4
-    matplotlib.pyplot.close(fig)
+    assert rm["ensemble"]["member_accuracy"][0] == rm["proxy"]["accuracy"]  # member 0 is the proxy
+    assert 0.0 < rm["against_gold"] < 0.5 and rm["flipped"] == 0.0
+    assert set(run["claims"]) == set(CLAIMS) and set(run["effects"]) == set(EFFECTS)
+    assert all(isinstance(v, bool) for v in [*run["claims"].values(), *run["effects"].values()])
 
 
-def test_fitted_peak_formulas():
-    assert fitted_peak(GaoFit(1.0, 0.25, 1.0, "bon")) == pytest.approx(2.0)  # d (a - b d): peak a / 2b
-    assert fitted_peak(GaoFit(1.0, 0.5, 1.0, "rl")) == pytest.approx(math.e)  # d (a - b log d): exp(a/b - 1)
-    assert fitted_peak(GaoFit(1.0, -0.1, 1.0, "rl")) == math.inf
+def test_sweep_counts_and_a_seed_alone(sweep):
+    assert sweep["seeds"] == [3, 5] and set(sweep["runs"]) == {3, 5}
+    for key, rules in (("claims", CLAIMS), ("effects", EFFECTS)):
+        assert set(sweep[key]) == set(rules)
+        for name, (held, total) in sweep[key].items():
+            assert total == 2 and held == sum(sweep["runs"][s][key][name] for s in (3, 5))
+    # a seed of the sweep is the same run as that seed alone (base models are shared, nothing else)
+    alone = run_overoptimisation(OveroptimisationConfig.fast(**TINY, seed=5))
+    for key in ("curves", "reward_models", "summary", "claims", "effects"):
+        assert alone[key] == sweep["runs"][5][key], key
+    assert alone["config"]["seed"] == 5 and "5" in overoptimisation_table(alone).split("\n")[0]
+    table = overoptimisation_sweep_table(sweep)
+    assert all(name in table for name in CLAIMS) and "/2" in table
+    for fig in (overoptimisation_experiment_figure(alone), overoptimisation_sweep_figure(sweep)):
+        assert len(fig.axes) in (3, 6)
+        matplotlib.pyplot.close(fig)
 
 
-def test_same_seed_same_numbers():
-    tiny = dict(bon_ns=(1, 2, 4), bon_prompts=4, ppo_tokens=200, ppo_prompts=8, n_eval=50, n_eval_pairs=50,
-                ensemble_size=2, eval_every=2)
-    a, b = (run_overoptimisation(OveroptimisationConfig.fast(**tiny)) for _ in range(2))
-    for key in ("curves", "reward_models", "summary", "config"):
-        assert a[key] == b[key], key
-    assert [tuple(f) for m in METHODS for f in a["fits"][m].values()] == \
-        [tuple(f) for m in METHODS for f in b["fits"][m].values()]
-    assert len(a["curves"]["ppo"]["proxy"]) >= 2 and a["timings"].keys() == b["timings"].keys()
-
-
-def test_ensemble_members():
-    """base_seeds: member m is a head on base model base_seed + m fitted to the proxy's own pairs (member 0 = the
-    proxy, bit for bit; the others see the same pairs through other features); bootstrap: heads on pi_0's
-    features, each on its own resample."""
-    task = make_pipeline_task("markov")
-    config = OveroptimisationConfig.fast(ensemble_size=3)
+def test_ensemble_members(task):
+    """base_seeds: member m is a head on base model base_seed + m fitted to the proxy's own pairs (member 0 reads
+    pi_0's features); bootstrap: heads on pi_0's features, each on its own resample."""
+    config = OveroptimisationConfig.fast(ensemble_size=3, n_pairs=60)
     base = config.base_model(task)
-    prefs = task.preferences(config.n_pairs, noise=config.noise, seed=_PREF_SEED + config.seed)
-    features = FrozenLMFeatures(base, device="cpu")
-    proxy = _linear_head(features, prefs, config.rm)
-    members = ensemble_members(config, task, prefs, features)
-    assert len(members) == 3 and torch.equal(members[0].w, proxy.w) and members[0].features is features
+    prefs = annotated_preferences(task, config)
+    features = member_features(config, task, base)
+    members = ensemble_members(config, prefs, features)
+    proxy = _linear_head(features[0], prefs, config.rm)
+    assert len(members) == 3 and torch.equal(members[0].w, proxy.w) and members[0].features is features[0]
     phi = [m.features(prefs.chosen) for m in members]
     assert all(not torch.allclose(phi[0], p) for p in phi[1:])  # other base models, other features
     assert not any(torch.allclose(members[0].w, m.w) for m in members[1:])
-    # each other member is the head that base model's own features give on the same pairs
-    other = config.base_model(task, config.base_seed + 2)
-    assert torch.equal(members[2].w, _linear_head(FrozenLMFeatures(other, device="cpu"), prefs, config.rm).w)
-    boot = ensemble_members(OveroptimisationConfig.fast(ensemble_size=3, ensemble_members="bootstrap"), task, prefs,
-                            features)
-    assert all(m.features is features for m in boot)
+    boot_config = OveroptimisationConfig.fast(ensemble_size=3, n_pairs=60, ensemble_members="bootstrap")
+    boot = ensemble_members(boot_config, prefs, features[:1])
+    assert all(m.features is features[0] for m in boot)
     assert not torch.allclose(boot[0].w, boot[1].w) and not torch.allclose(boot[0].w, proxy.w)
     assert set(ENSEMBLE_MEMBERS) == {"base_seeds", "bootstrap"}
+    with pytest.raises(ValueError, match="features"):
+        ensemble_members(config, prefs, features[:2])
 
 
 @pytest.mark.parametrize("field, value", [
     ("n_pairs", 0), ("noise", -0.1), ("noise", 0.5), ("seed", -1), ("ensemble_size", 1), ("ensemble_k", -1.0),
     ("bon_ns", (1, 2)), ("bon_ns", (0, 1, 2)), ("ppo_beta", 0.0), ("ppo_tokens", 0), ("eval_every", 0),
     ("n_eval", 1), ("size", "huge"), ("family", "rnn"), ("rm", "bt"), ("ppo_lr", float("nan")),
-    ("ensemble_members", "laplace"), ("ensemble_members", None),
+    ("ensemble_members", "laplace"), ("ensemble_members", None), ("spurious_word", "pizza"),
+    ("spurious_word", 3), ("annotator_bonus", -1.0), ("annotator_bonus", float("inf")), ("annotator_bonus", True),
 ])
 def test_bad_settings_are_refused_by_name(field, value):
     with pytest.raises(ValueError, match=field):
         OveroptimisationConfig(**{field: value})
+
+
+def test_bad_calls_are_refused_by_name():
     with pytest.raises(ValueError, match="config"):
         run_overoptimisation({"seed": 0})
+    with pytest.raises(ValueError, match="config"):
+        run_overoptimisation_sweep({"seed": 0}, [0])
+    for seeds in ([], [1, 1], [-1], "01", [0.5]):
+        with pytest.raises(ValueError, match="seeds"):
+            run_overoptimisation_sweep(OveroptimisationConfig.fast(), seeds)
+    with pytest.raises(ValueError, match="seeds"):
+        overoptimisation_claims([], fast=True)
+    assert "food" in VOCABULARY and len(VOCABULARY) == 20

@@ -17,7 +17,8 @@ element is the rank-i sample with probability
     w_i(N) = C(i - 1, N - 1) / C(M, N),
 
 so sum_i w_i(N) g_(i) is an unbiased estimate of E_{pi_BoN(N)}[g] for any g (gold or proxy),
-using every subset of the pool at once instead of M / N disjoint ones. The KL of each N is the
+using every subset of the pool at once instead of M / N disjoint ones (:func:`pool_best_of_n`, for
+any values of the pool's samples ranked by any scores). The KL of each N is the
 analytic log N - (N - 1)/N (its bound, tight when no response is likely; EQUATIONS.md §6). On
 an instance small enough to enumerate, :func:`llmtrack.alignment.best_of_n.exact_best_of_n`
 gives the exact KL and rewards instead.
@@ -34,7 +35,7 @@ depends on bigrams ("not" negates) and length, which a bag of tokens cannot repr
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -47,8 +48,8 @@ from minirl.policies import Policy
 from llmtrack.alignment.best_of_n import _check_n, as_scorer, sample_pool
 from llmtrack.tasks.base import Task, as_generator, check_count
 
-__all__ = ["GaoFit", "fit_gao", "GAO_FORMS", "pool_best_of_n_weights", "best_of_n_curve", "EnsembleScorer",
-           "bag_of_tokens", "bag_of_tokens_proxy"]
+__all__ = ["GaoFit", "fit_gao", "GAO_FORMS", "pool_best_of_n_weights", "pool_best_of_n", "best_of_n_curve",
+           "EnsembleScorer", "bag_of_tokens", "bag_of_tokens_proxy"]
 
 GAO_FORMS = ("bon", "rl")
 
@@ -123,16 +124,53 @@ def pool_best_of_n_weights(pool_size: int, n: int) -> Tensor:
     # END SOLUTION
 
 
+def pool_best_of_n(scores: Tensor, values: Mapping[str, Tensor], ns: Sequence[int]) -> list[dict[str, float]]:
+    """Best-of-N estimates from one pool (module docstring): ``scores`` (X, M) rank each prompt's M samples,
+    ``values`` name -> (X, M) are what is estimated (e.g. the proxy and gold rewards of the same samples).
+
+    One row per N in ``ns`` (N <= M): {n, kl, d} with kl = log N - (N - 1)/N and d = sqrt(kl), and for
+    each value v: v (the mean over prompts of sum_i w_i(N) v_(i)), v_se, v_gain (minus each prompt's pool
+    mean, i.e. relative to the N = 1 value; paired per prompt, so less noisy) and v_gain_se; standard
+    errors over the X prompts. Ties in score keep pool order.
+    """
+    if scores.ndim != 2 or scores.shape[0] < 2:
+        raise ValueError(f"scores: need (X, M) scores for X >= 2 prompts, got {tuple(scores.shape)}")
+    for name, v in values.items():
+        if v.shape != scores.shape:
+            raise ValueError(f"values: {name!r} has shape {tuple(v.shape)}, scores {tuple(scores.shape)}")
+    if isinstance(ns, (int, np.integer)) or len(ns) == 0:
+        raise ValueError(f"ns: must be a non-empty sequence of integers >= 1, got {ns!r}")
+    ns = sorted({_check_n(n, "ns") for n in ns})
+    X, M = scores.shape
+    if ns[-1] > M:
+        raise ValueError(f"ns: every N must be <= the pool's {M} samples per prompt, got {ns[-1]}")
+    order = scores.double().argsort(dim=1, stable=True)  # ascending score
+    ranked = {name: v.double().gather(1, order) for name, v in values.items()}  # (X, M) each
+    se = lambda x: float(x.std() / math.sqrt(len(x)))  # noqa: E731
+    rows = []
+    for n in ns:
+        w = pool_best_of_n_weights(M, n)  # (M,)
+        kl = best_of_n_kl_bound(n)
+        row = {"n": n, "kl": kl, "d": math.sqrt(kl)}
+        for name, v in ranked.items():
+            est = v @ w  # (X,) per-prompt estimates
+            gain = est - v.mean(1)
+            row.update({name: float(est.mean()), f"{name}_se": se(est), f"{name}_gain": float(gain.mean()),
+                        f"{name}_gain_se": se(gain)})
+        rows.append(row)
+    return rows
+
+
 def best_of_n_curve(policy: Policy, task: Task, proxy: Any, ns: Sequence[int], n_prompts: int = 32,
                     pool_size: int | None = None, seed: int = 0) -> list[dict[str, float]]:
     """Best-of-N against ``proxy``, watched with the gold reward, for each N in ``ns`` (EQUATIONS.md §8).
 
     One pool of ``pool_size`` (default max(ns)) samples of ``policy`` for each of ``n_prompts``
     prompts; every N is estimated from the same pool with the unbiased weights of
-    :func:`pool_best_of_n_weights`. Standard errors are over prompts.
+    :func:`pool_best_of_n_weights` (:func:`pool_best_of_n`). Standard errors are over prompts.
 
-    Rows {n, kl, d, proxy, proxy_se, gold, gold_se, proxy_gain, gold_gain, gold_gain_se}: kl =
-    log N - (N-1)/N, d = sqrt(kl), *_gain = the estimate minus the pool mean (the N = 1 value, i.e.
+    Rows {n, kl, d, proxy, proxy_se, proxy_gain, proxy_gain_se, gold, gold_se, gold_gain, gold_gain_se}:
+    kl = log N - (N-1)/N, d = sqrt(kl), *_gain = the estimate minus the pool mean (the N = 1 value, i.e.
     the reward relative to pi_ref that :func:`fit_gao` wants; paired per prompt, so less noisy).
     """
     if isinstance(ns, (int, np.integer)) or len(ns) == 0:
@@ -146,19 +184,7 @@ def best_of_n_curve(policy: Policy, task: Task, proxy: Any, ns: Sequence[int], n
     g = as_generator(seed)
     pool = sample_pool(policy, task.sample_prompts(n_prompts, g), M, task.max_new_tokens, g)
     s, gold = score(pool).view(n_prompts, M), task.gold_reward(pool).double().view(n_prompts, M)  # (X, M)
-    order = s.argsort(dim=1, stable=True)  # ascending proxy; ties keep pool order (random)
-    s, gold = s.gather(1, order), gold.gather(1, order)
-    rows = []
-    for n in ns:
-        w = pool_best_of_n_weights(M, n)  # (M,)
-        est_s, est_g = s @ w, gold @ w  # (X,) per-prompt estimates
-        gain_s, gain_g = est_s - s.mean(1), est_g - gold.mean(1)
-        kl = best_of_n_kl_bound(n)
-        se = lambda x: float(x.std() / math.sqrt(len(x)))  # noqa: E731
-        rows.append({"n": n, "kl": kl, "d": math.sqrt(kl), "proxy": float(est_s.mean()), "proxy_se": se(est_s),
-                     "gold": float(est_g.mean()), "gold_se": se(est_g), "proxy_gain": float(gain_s.mean()),
-                     "gold_gain": float(gain_g.mean()), "gold_gain_se": se(gain_g)})
-    return rows
+    return pool_best_of_n(s, {"proxy": s, "gold": gold}, ns)
 
 
 # -- the ensemble mitigation --------------------------------------------------------------------------

@@ -5,6 +5,8 @@
     best_of_n_kl_figure          KL(pi_BoN || pi_ref) vs N against log N - (N - 1)/N (EQUATIONS.md §6)
     overoptimisation_figure      proxy and gold reward vs d = sqrt(KL) with Gao et al.'s fitted curves
                                  (EQUATIONS.md §8)
+    overoptimisation_experiment_figure, overoptimisation_sweep_figure
+                                 the over-optimisation experiment: one seed's curves; every seed's gold curves
 """
 
 from __future__ import annotations
@@ -104,21 +106,27 @@ def overoptimisation_figure(rows: Sequence[Mapping[str, float]], gold_fit: "GaoF
 
 
 def overoptimisation_experiment_figure(result: Mapping) -> "Figure":
-    """The over-optimisation experiment (:func:`llmtrack.experiments.overoptimisation.run_overoptimisation`):
-    gold gain (top) and proxy gain (bottom) against d = sqrt(KL(pi || pi_0)), Best-of-N (left) and PPO
-    (right), optimising the single proxy and the ensemble's mean - k std; Gao et al.'s fitted gold curves
-    dashed (EQUATIONS.md §8). Gains are relative to pi_0 (N = 1, PPO step 0)."""
+    """One seed of the over-optimisation experiment
+    (:func:`~llmtrack.experiments.overoptimisation.run_overoptimisation`): gold gain (top), the optimised
+    score's gain (middle) and, where the rows have them, the uses of the annotator's spurious word per response
+    (bottom) against d = sqrt(KL(pi || pi_0)); Best-of-N (left) and PPO (right), optimising the single proxy
+    and the ensemble's mean - k std, and Best-of-N against the gold reward itself (grey, "oracle") where
+    present. Gao et al.'s fitted gold curves dashed (EQUATIONS.md §8).
+    Gains are relative to pi_0 (N = 1, PPO step 0)."""
     import matplotlib.pyplot as plt
 
     curves, fits = result["curves"], result["fits"]
-    k = result.get("config", {}).get("ensemble_k")
-    labels = {"proxy": "proxy", "ensemble": "ensemble" + (f" (mean − {k:g} std)" if k is not None else "")}
-    colours = {"proxy": "tab:red", "ensemble": "tab:blue"}
+    config = result.get("config", {})
+    k, word = config.get("ensemble_k"), config.get("spurious_word")
+    labels = {"proxy": "proxy", "ensemble": "ensemble" + (f" (mean − {k:g} std)" if k is not None else ""),
+              "oracle": "gold reward (oracle)"}
+    colours = {"proxy": "tab:red", "ensemble": "tab:blue", "oracle": "tab:gray"}
     titles = {"bon": "Best-of-N", "ppo": "PPO (checkpoints along training)"}
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), sharex="col")
+    uses = all("mentions" in r for m in ("bon", "ppo") for rows in curves[m].values() for r in rows)
+    fig, axes = plt.subplots(3 if uses else 2, 2, figsize=(10, 9 if uses else 6.5), sharex="col")
     for col, method in enumerate(("bon", "ppo")):
-        top, bottom = axes[0, col], axes[1, col]
-        for scorer in ("proxy", "ensemble"):
+        top, middle = axes[0, col], axes[1, col]
+        for scorer in ("oracle", "proxy", "ensemble"):
             rows = curves[method].get(scorer)
             if not rows:
                 continue
@@ -127,24 +135,78 @@ def overoptimisation_experiment_figure(result: Mapping) -> "Figure":
             se_key = "gold_gain_se" if all("gold_gain_se" in r for r in rows) else "gold_se"
             se = _column(rows, se_key, f"{method}/{scorer}")
             c = colours[scorer]
-            top.errorbar(d, gold, yerr=se, fmt="o", ms=3.5, color=c, capsize=2,
-                         label=f"optimising the {labels[scorer]}")
+            top.errorbar(d, gold, yerr=se, fmt="o" if scorer != "oracle" else ".-", ms=3.5, color=c, capsize=2,
+                         lw=1 if scorer == "oracle" else None, label=f"optimising the {labels[scorer]}")
             fit = fits.get(method, {}).get(scorer)
             if fit is not None:
                 grid = np.linspace(0, d.max() * 1.02, 200)
                 top.plot(grid, fit.predict(grid ** 2), "--", color=c, lw=1.2,
                          label=rf"Gao fit ({fit.form}): $\alpha$={fit.alpha:.2f}, $\beta$={fit.beta:.2f}, "
                                rf"$R^2$={fit.r2:.2f}")
-            bottom.plot(d, _column(rows, "proxy_gain", f"{method}/{scorer}"), "s-", ms=3.5, color=c, lw=1,
-                        label=f"its score ({labels[scorer]})")
+            if scorer != "oracle":
+                middle.plot(d, _column(rows, "proxy_gain", f"{method}/{scorer}"), "s-", ms=3.5, color=c, lw=1,
+                            label=f"its score ({labels[scorer]})")
+            if uses:
+                axes[2, col].plot(d, _column(rows, "mentions", f"{method}/{scorer}"), "^-", ms=3.5, color=c, lw=1,
+                                  label=labels[scorer])
         top.axhline(0, color="gray", lw=0.6)
         top.set(title=titles[method], ylabel="gold reward − gold of π₀")
-        bottom.set(xlabel=r"$d = \sqrt{KL(\pi \,\|\, \pi_0)}$", ylabel="optimised score − score of π₀")
+        middle.set(ylabel="optimised score − score of π₀")
         top.legend(fontsize=7)
-        bottom.legend(fontsize=7)
-    fig.suptitle("reward over-optimisation (Gao et al. 2023; EQUATIONS.md §8)", fontsize=10)
+        middle.legend(fontsize=7)
+        if uses:
+            axes[2, col].set(ylabel=f"uses of {word!r} per response" if word else "uses of the spurious word")
+            axes[2, col].legend(fontsize=7)
+        axes[-1, col].set(xlabel=r"$d = \sqrt{KL(\pi \,\|\, \pi_0)}$")
+    seed = config.get("seed")
+    fig.suptitle("reward over-optimisation (Gao et al. 2023; EQUATIONS.md §8)"
+                 + (f", seed {seed}" if seed is not None else ""), fontsize=10)
     fig.tight_layout()
     return fig
 
 
-__all__ += ["overoptimisation_experiment_figure"]
+def overoptimisation_sweep_figure(sweep: Mapping,
+                                  exact: Sequence[Mapping[str, float]] | None = None) -> "Figure":
+    """A seed sweep (:func:`llmtrack.experiments.overoptimisation.run_overoptimisation_sweep`): every seed's gold
+    gain against d = sqrt(KL(pi || pi_0)), one thin line per seed, for PPO against the proxy, PPO against the
+    ensemble and Best-of-N (proxy, ensemble, and the gold reward itself in grey); a ring marks each curve's
+    peak, filled where the curve over-optimises (rises and falls beyond 2 standard errors). ``exact``: rows
+    of :func:`~llmtrack.experiments.overoptimisation.exact_proxy_optimum` (d, gold_gain), drawn dashed in
+    black on every panel -- the exact optimum of the idealised proxy, against pi_ref."""
+    import matplotlib.pyplot as plt
+
+    panels = (("ppo", ("proxy",), "PPO vs the proxy"), ("ppo", ("ensemble",), "PPO vs the ensemble"),
+              ("bon", ("oracle", "proxy", "ensemble"), "Best-of-N"))
+    colours = {"proxy": "tab:red", "ensemble": "tab:blue", "oracle": "tab:gray"}
+    seeds = list(sweep["seeds"])
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), sharey=True)
+    for ax, (method, scorers, title) in zip(axes, panels):
+        for scorer in scorers:
+            for i, seed in enumerate(seeds):
+                run = sweep["runs"][seed]
+                rows = run["curves"][method][scorer]
+                d, gold = _column(rows, "d", f"{method}/{scorer}"), _column(rows, "gold_gain", f"{method}/{scorer}")
+                c = colours[scorer]
+                ax.plot(d, gold, "-", color=c, lw=0.9, alpha=0.7, label=scorer if i == 0 else None)
+                if scorer != "oracle":
+                    s = run["summary"][method][scorer]
+                    ax.plot(s["d_at_peak"], s["gold_peak"], "o", ms=5, color=c,
+                            mfc=c if s["overoptimised"] else "none")
+        if exact is not None:
+            ax.plot(_column(exact, "d", "exact"), _column(exact, "gold_gain", "exact"), "k--", lw=1,
+                    label="exact optimum, idealised proxy")
+        held = {s: sum(sweep["runs"][x]["summary"][method][s]["overoptimised"] for x in seeds)
+                for s in scorers if s != "oracle"}
+        ax.axhline(0, color="gray", lw=0.6)
+        ax.set(title=title + " — over-optimises on " + ", ".join(f"{h}/{len(seeds)}" for h in held.values()),
+               xlabel=r"$d = \sqrt{KL(\pi \,\|\, \pi_0)}$")
+        ax.title.set_fontsize(9)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("gold reward − gold of π₀")
+    fig.suptitle(f"reward over-optimisation over {len(seeds)} seeds (filled ring: rises and falls beyond 2 se)",
+                 fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+__all__ += ["overoptimisation_experiment_figure", "overoptimisation_sweep_figure"]

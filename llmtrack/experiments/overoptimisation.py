@@ -1,117 +1,89 @@
-"""Reward over-optimisation on a language model: Best-of-N and PPO against a proxy, watched with the gold reward.
+"""Reward over-optimisation on a language model: Best-of-N and PPO against a biased proxy, watched with the gold reward.
 
 Seed §4.5 and Fig. 2 after Gao et al. (2023); EQUATIONS.md §8. A policy is optimised against a *proxy*
-reward model fitted to a few noisy preferences, and a held-out *gold* reward (the task's, never seen by
-the learner) is measured along the way, against d = sqrt(KL(pi || pi_0)):
+reward model fitted to preferences, and the task's *gold* reward (never seen by the learner) is
+measured along the way, against d = sqrt(KL(pi || pi_0)):
 
     Best-of-N   R_gold(d) - R_gold(0) ≈ d (alpha - beta d)          fit_gao(form="bon")
     RL (PPO)    R_gold(d) - R_gold(0) ≈ d (alpha - beta log d)      fit_gao(form="rl")
 
+The annotator and its systematic error. The pairs are labelled by an annotator with a rubric: on top
+of the gold reward it pays a bonus b (``annotator_bonus``) to a review that *mentions* a spurious
+word w_s (``spurious_word``, default "food": neutral, so its gold reward is the length cost, -0.1
+per use):
+
+    A(x, y) = R_gold(x, y) + b 1[w_s in y],        chosen = the response of the pair with the larger A
+
+(ties keep the gold order; ``noise`` flips labels at random on top). In the annotator's pairs (two
+samples of pi_ref per prompt) a mention of w_s goes with being chosen. The proxy is additive over
+the response,
+
+    r(x, y) = w . [sum_t h_t(x, y), 1]     h_t: the frozen base model's final hidden states
+                                           (:func:`~llmtrack.reward_model.frozen_linear_reward_model`)
+
+fitted by Bradley-Terry, so it cannot represent "once": it pays about b per *use* of w_s, more than
+any real word earns (a positive word is worth 1 - 0.1 in gold). Near pi_0, whose responses use w_s
+at most two or three times, the proxy is nearly right -- it ranks positive words above negative ones,
+and one mention earns what the annotator pays. Far from pi_0 it is wrong where an optimiser can find
+it: its maximiser repeats w_s, ten uses worth -1 in gold (pi_0's responses average about -0.15) and
+-1 + b by the annotator's own rubric, far below "w_s and nine positive words". So the gold gain of
+a policy optimised against the proxy first rises (it learns the sentiment the proxy got right), then
+falls once the policy spends its KL on w_s, towards -1 at the proxy's maximiser: a consequence of the
+annotator's bias and the proxy's form, not of one seed's noise. :func:`exact_proxy_optimum` solves the
+KL-regularised optimum of the idealised proxy r + b 1[y_t = w_s] exactly on the markov language: its
+gold gain peaks inside and ends at ten uses of w_s for any b > 1 (a use of w_s, -0.1 + b, then
+out-earns a positive word, 1 - 0.1), and only rises for b = 0 (an honest proxy). The bias is in
+the labels, so more pairs make the proxy *more* reliably wrong: ``n_pairs`` (1000) is large enough
+that w_s is the proxy's best word for every seed we fitted, and ``annotator_bonus=0`` (an honest
+annotator) is the control.
+
+Why not random label noise (the earlier design: 100 pairs, 30% of labels flipped at random): random
+errors make the proxy's maximiser gold-poor for some seeds only (about 4 of 11), and float rounding
+that differs between CPU kernel sets (``ATEN_CPU_CAPABILITY``) was enough to change which.
+
 The world (the pipelines' markov task, ``make_pipeline_task("markov")``: 20 words, T = 10, beta = 1):
 
-    pi_0      the nano GPT-2 base model pre-trained on pi_ref's corpus (``pretrain_base``, cached) -- the
-              policy Best-of-N samples from, PPO starts from, and every KL is measured against
-              (as Gao et al. measure KL to the initial policy)
-    proxy     r(x, y) = w . [sum_t h_t(x, y), 1] on the frozen base model's hidden states
-              (:func:`~llmtrack.reward_model.frozen_linear_reward_model`), Bradley-Terry on ``n_pairs``
-              pairs from pi_ref ordered by the gold reward, each label flipped with probability ``noise``
-    ensemble  ``ensemble_size`` such heads on the same pairs, member m on the frozen features of a base
-              model pre-trained like pi_0 but with seed ``base_seed + m`` (member 0 is the proxy), scored by
-              :class:`~llmtrack.alignment.overoptimisation.EnsembleScorer`: mean - k std (Coste et al. 2024,
-              whose members differ in pretraining seed). ``ensemble_members = "bootstrap"`` gives the
-              earlier design: heads on pi_0's features, each on a bootstrap resample of the pairs
-    BoN       :func:`~llmtrack.alignment.overoptimisation.best_of_n_curve` from pi_0: KL = log N - (N - 1)/N
-    PPO       :func:`~llmtrack.pipelines.rlhf.train_rlhf` from pi_0 against the proxy (or the ensemble) with a
-              small per-token KL coefficient ``ppo_beta`` to pi_0, so the policy can run far; every
+    pi_0      the nano GPT-2 base model pre-trained on pi_ref's corpus (``pretrain_base``, cached): BoN
+              samples it, PPO starts from it, every KL is measured against it (as Gao et al. do)
+    proxy     the linear head above on pi_0's features, Bradley-Terry on ``n_pairs`` annotated pairs
+    ensemble  ``ensemble_size`` heads fitted to the same pairs, member m on the frozen features of a base
+              model pre-trained like pi_0 with seed ``base_seed + m`` (member 0 is the proxy), scored by
+              :class:`~llmtrack.alignment.overoptimisation.EnsembleScorer`: mean - k std (Coste et al.
+              2024, whose members differ in pretraining seed); "bootstrap": heads on pi_0's features,
+              each on a bootstrap resample of the pairs. The members share the annotator's bias -- it is
+              in the labels, not in how a model reads them -- so mean - k std is not expected to remove
+              it (Coste et al.; Eisenstein et al. 2023: ensembles mitigate over-optimisation, they do not
+              eliminate it when the error is shared); the sweep measures what it does.
+    BoN       one pool of max(bon_ns) samples of pi_0 for each of ``bon_prompts`` prompts, every N
+              estimated from it without bias (:func:`~llmtrack.alignment.overoptimisation.pool_best_of_n`),
+              KL = log N - (N - 1)/N; against the proxy, the ensemble and the gold reward itself
+              ("oracle": what a perfect reward model would buy from the same pool)
+    PPO       :func:`~llmtrack.pipelines.rlhf.train_rlhf` from pi_0 against the proxy (or the ensemble)
+              with a small per-token KL coefficient ``ppo_beta``, so the policy can run far; every
               ``eval_every`` PPO iterations ``n_eval`` fresh samples (the same prompts and sampling seed
-              at every checkpoint) give the proxy and gold means and KL(pi || pi_0) from exact log-probs
-              of both (:func:`~llmtrack.alignment.answer_key.sampled_kl`)
+              at every checkpoint) give the proxy and gold means, the mean uses of w_s and
+              KL(pi || pi_0) from exact log-probs of both (:func:`~llmtrack.alignment.answer_key.sampled_kl`)
 
-Why this proxy. A transformer reward model (``LMRewardModel``) on 100-400 noisy pairs reached a
-held-out accuracy of only 0.50-0.60 in our trials, and PPO against it collapses onto two- or
-three-word answers ("wonderful wonderful [EOS]"), so KL stops near 6-9 nats (d ≈ 2.5-3) within a
-few thousand tokens and any later fall of the gold reward happens at a fixed d. The linear head is
-additive over the response, so its maximiser is a ten-word answer and KL keeps growing along training
-(to ~25 nats), which is what a curve against d needs. With 100 pairs and 30% flips its 65 weights fit
-the flips: for some preference seeds the best-scoring single word is a neutral one or "not" (a linear
-head cannot learn that "not" flips the next word's sentiment), and then the proxy's maximiser is
-gold-poor although the proxy still ranks good above bad words near pi_0. Scoring ten-word repeats of
-each word with the proxies of seeds 0-23 found such a maximiser for about one seed in five (8: "the",
-17: "service" and "food", 20: "not"); the others put a positive word on top. The default ``seed = 17`` is one
-that over-optimises; most seeds do not (table below).
+What Best-of-N can and cannot show here. BoN only re-weights pi_0's samples: N = 256 costs at most
+log 256 - 255/256 = 4.5 nats (d = 2.1), and pi_0's responses use w_s at most two or three times, so
+the proxy's overpayment within BoN's reach is bounded. Its winners use w_s more often with every N and
+its gold gain falls behind the oracle's, but up to N = 256 it does not turn down (Gao et al.'s BoN
+curves turn at larger KL). PPO pays its KL where the proxy is wrong and traces the whole curve.
 
-Why members that differ in their base model. The proxy's confident errors come from the flipped
-labels *read through pi_0's features*: with seed 17 ten-word repeats of "service" and "food" score
-15.4 and 14.9 and "excellent" 11.0. Bootstrap resamples keep pi_0's features and (on average) the same
-flips, so all members share the error and their std cannot see it: bootstraps put "food" on top
-(mean - 1 std 17.1, std 5.3). Heads on other base models read the same pairs through other hidden
-states, so how a word the pairs say little about is extrapolated differs between members, while what
-the pairs pin down is shared: mean - 1 std is 7.4 for "service" (std 2.8), 5.6 for "excellent" and 3.0
-for "food" (std 4.1) -- "service" still on top of the repeats, but by 1.8 instead of 4.4. The
-ensemble sees no more data than the proxy (the same 100 pairs, the same flips); it costs
-``ensemble_size - 1`` more base models (pre-trained once, ~20 s each on one thread, then cached) and
-``ensemble_size`` feature passes per scored batch.
+Over-optimised (one curve, :func:`curve_summary`): with g_i the gold gain at checkpoint (or N) i,
+s_i its standard error (s_0 = 0) and p = argmax_i g_i, the curve over-optimises if
 
-Measured (default config, seed 17; one CPU thread; 108 s with the base models cached: Best-of-N 21 s
-against the proxy and 34 s against the ensemble, PPO 24 s per run):
+    g_p - g_0 > Z sqrt(s_p^2 + s_0^2)   and   g_p - g_last > Z sqrt(s_p^2 + s_last^2),   Z = 2:
 
-    reward models  proxy: held-out accuracy 0.605, gold correlation 0.223 (38 of 100 labels flipped);
-                   ensemble (base seeds 0-4, mean - 1 std): 0.641 / 0.289, members 0.579-0.618
-    BoN, proxy     proxy gain rises to +7.29 at N = 256 (d = 2.13); gold gain +0.18 (N = 2), +0.41 (16),
-                   +0.52 ± 0.14 (128), +0.47 ± 0.24 (256): it flattens, but the last point is within noise
-                   of the peak. Fit d (alpha - beta d): alpha 0.435, beta 0.095, R^2 0.992, fitted peak at
-                   d = 2.29 -- just beyond N = 256
-    BoN, ensemble  gold gain +0.56 (N = 16), +0.88 ± 0.12 (128), +1.18 ± 0.23 (256), still rising; alpha
-                   0.320, beta -0.079 (no fitted peak), R^2 0.949
-    PPO, proxy     gold gain +0.21 (d 0.50), peak +0.58 ± 0.06 at d 2.57 (3.3k tokens), -0.07 at d 3.99, -0.66
-                   at d 4.75, -0.53 at the end (d 4.92), while the proxy gain rises from +5.4 at the peak to
-                   +15.2; the policy ends writing ten neutral words ("food food ...", gold -0.1 a token).
-                   Fit d (alpha - beta log d): alpha 0.596, beta 0.456, R^2 0.893 (fitted peak d = 1.36)
-    PPO, ensemble  the peak comes later and higher: +0.77 (d 1.63), +1.63 (d 2.91), peak +2.17 ± 0.09 at
-                   d 4.30 (7.1k tokens), then +0.93 .. +1.93 and +1.44 ± 0.06 at the end (d 5.45), while its
-                   score rises from +6.6 at the peak to +8.6. Fit: alpha 0.913, beta 0.381, R^2 0.666
-                   (fitted peak d = 4.04). The bootstrap ensemble ("bootstrap") peaked sooner instead: +0.37 at
-                   d 0.95, -0.89 at the end (d 4.92); BoN +0.55 ± 0.21 at N = 256
+it rises and then falls, each by more than twice the noise of the difference. (A PPO gain's s_i includes
+pi_0's sampling error, which the fall's test then counts twice: conservative. A BoN gain is paired per
+prompt, and neighbouring N share the pool: the test treats them as independent.)
 
-The default settings (20 000 PPO tokens) for other preference seeds (gold gain: peak (d) -> end (d), "F"
-where the end is more than 2 standard errors below the peak, "=" where the peak is the end; BoN gold
-gain at N = 256):
-
-    seed  accuracy       PPO vs proxy                PPO vs ensemble (base seeds)   BoN proxy / ensemble
-          proxy / ens.
-    17    0.605 / 0.641  +0.58 (2.57) -> -0.53 (4.92) F  +2.17 (4.30) -> +1.44 (5.45) F  +0.47 / +1.18
-    20    0.571 / 0.634  +0.07 (0.54) -> -0.91 (5.21) F  +3.66 (4.88) =                  +0.29 / +0.47
-     8    0.574 / 0.597  +3.64 (4.97) -> +2.64 (5.36) F  +8.63 (5.45) =                  +1.45 / +1.56
-     3    0.569 / 0.612  +0.56 (1.46) -> -0.95 (5.07) F  +2.14 (2.43) -> -0.99 (4.73) F  +0.64 / +1.44
-     0    0.625 / 0.648  +4.26 (5.19) =                  +5.35 (4.79) =                  +1.57 / +2.07
-     1    0.640 / 0.773  +9.02 (6.31) =                  +8.92 (5.54) =                  +2.13 / +3.29
-     2    0.585 / 0.616  +9.05 (5.69) =                  +8.95 (5.56) =                  +1.61 / +1.92
-     4    0.619 / 0.639  +8.90 (5.85) -> +8.85 (5.83)    +6.84 (5.06) -> +6.83 (5.09)    +1.53 / +1.81
-     5    0.585 / 0.662  +8.62 (5.73) =                  +8.80 (5.73) =                  +1.62 / +2.49
-     6    0.644 / 0.683  +8.70 (5.96) =                  +8.93 (5.46) =                  +2.18 / +2.19
-     7    0.559 / 0.559  +9.01 (5.63) =                  +8.04 (4.95) =                  +0.69 / +1.16
-
-So: the proxy over-optimises (falls by more than 2 se) for 4 of these 11 seeds (17, 20, 8, 3); on all 4 the
-ensemble peaks later (d 4.30 vs 2.57, 4.88 vs 0.54, 5.45 vs 4.97, 2.43 vs 1.46) and higher, and ends
-higher on 3 (+1.44 vs -0.53, +3.66 vs -0.91, +8.63 vs +2.64; seed 3: -0.99 vs -0.95). Where the proxy
-does not over-optimise neither does the ensemble; its more conservative score then ends within 0.1
-of the proxy's gold gain on seeds 1 and 2, above it on 0, 5, 6 and below it on 4 (-2.02) and 7 (-0.97).
-Best-of-N against the ensemble is at least as good as against the proxy for all 11 seeds. Ablations
-with PPO on the over-optimising seeds (peak (d) -> end (d)): the plain mean of the same members (k = 0)
-gives +1.84 (5.48) = for 17, +9.01 (5.88) = for 8, but still falls for 20 (+0.72 (1.25) -> -0.86) and 3
-(+1.60 (2.20) -> -1.01): the std penalty matters. Other members tried with seed 17: bootstraps with k = 2
-on base seeds 0-4 +1.93 (3.86) -> +1.24 F; the 100 pairs split into 5 disjoint sets of 20, +1.26 (2.46)
--> +0.22 F; a Laplace posterior of the proxy's head (20 draws from N(w, (H + I)^-1), H the BT Hessian at
-w) +5.73 (5.08) = for 17 but no help for 20 (+0.80 (2.73) -> -1.42 F), 8 or 3. Heads on 5 independent
-sets of 100 pairs reach +8.02 (5.07) for 17, but so does one head on the pooled 500 pairs (+7.83
-(5.03)): that is more data, not the ensemble.
-
-Best-of-N up to N = 256 reaches d = 2.13 only, short of where PPO's gold reward turns (d ≈ 2.5-5), and
-shows an interior peak for no seed beyond the noise. Past ~20 000 tokens KL stops growing (the policy
-is nearly deterministic: d ≈ 5) and PPO moves between answers the proxy scores alike: with seed 17 and
-30 000 tokens the proxy's gold gain jumps from -0.58 back to +0.06 .. +0.25 after 24 600 tokens at
-d ≈ 5.0; with seed 8 (lr 1e-4, 60 000 tokens) it fell from +2.03 (d 3.11) to +1.32 and rose again to
-+2.77 (d 5.29). Hence the default stops at 20 000 tokens, where the curve against d ends.
+Seed sweeps (:func:`run_overoptimisation_sweep`): every seed redraws the pairs (and flips), the BoN
+pool, PPO's samples and minibatches and the evaluation samples; the base models stay (pre-trained
+once). Each claim of :data:`CLAIMS` is decided per seed and counted as (held, total);
+:func:`overoptimisation_claims` is the entry point for cross-CPU checks. Measured tables, with the
+commands that regenerate them: docs/results/overoptimisation.md.
 """
 
 from __future__ import annotations
@@ -121,26 +93,32 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from minirl.algos.bc import BCConfig
 from minirl.algos.reward_model import LinearRewardModel, RewardModelConfig, train_reward_model
-from minirl.data import Preferences
+from minirl.data import Preferences, TrajectoryBatch
 from llmtrack.alignment.answer_key import sampled_kl
-from llmtrack.alignment.overoptimisation import EnsembleScorer, GaoFit, best_of_n_curve, fit_gao
+from llmtrack.alignment.best_of_n import as_scorer, sample_pool
+from llmtrack.alignment.overoptimisation import EnsembleScorer, GaoFit, fit_gao, pool_best_of_n
 from llmtrack.models import FAMILIES, PRESETS
 from llmtrack.pipelines.base import pretrain_base
-from llmtrack.pipelines.recipe import make_pipeline_task
+from llmtrack.pipelines.recipe import TASK_SETTINGS, make_pipeline_task
 from llmtrack.pipelines.rlhf import RLHFConfig, lm_ppo_config, train_rlhf
 from llmtrack.policy import LMPolicy, frozen_reference
 from llmtrack.reward_model import FrozenLMFeatures, gold_accuracy, gold_correlation, score_batch
-from llmtrack.tasks.base import check_count
+from llmtrack.tasks.base import as_generator, check_count
+from llmtrack.tasks.markov import WORDS
+from llmtrack.tokenizer import SPECIAL_TOKENS
 
-__all__ = ["OveroptimisationConfig", "run_overoptimisation", "overoptimisation_table", "fitted_peak", "SCORERS",
-           "METHODS", "ENSEMBLE_MEMBERS", "ensemble_members"]
+__all__ = ["OveroptimisationConfig", "run_overoptimisation", "run_overoptimisation_sweep", "overoptimisation_claims",
+           "overoptimisation_table", "overoptimisation_sweep_table", "annotator_reward", "annotated_preferences",
+           "mentions", "exact_proxy_optimum", "curve_summary", "fitted_peak", "member_features", "ensemble_members",
+           "SCORERS", "METHODS", "ENSEMBLE_MEMBERS", "VOCABULARY", "Z", "CLAIMS", "EFFECTS"]
 
 SCORERS = ("proxy", "ensemble")
 """What is optimised: the single proxy, or the ensemble's mean - k std."""
@@ -149,62 +127,72 @@ ENSEMBLE_MEMBERS = ("base_seeds", "bootstrap")
 METHODS = ("bon", "ppo")
 """How: Best-of-N (Gao's "bon" form) or PPO (Gao's "rl" form)."""
 GAO_FORM = {"bon": "bon", "ppo": "rl"}
+VOCABULARY = tuple(w for w, _ in WORDS[:TASK_SETTINGS["markov"]["n_words"]])
+"""The words of the experiment's task (the pipelines' markov task): the candidates for ``spurious_word``."""
+Z = 2.0
+"""A rise or fall counts when it exceeds Z standard errors of the difference (module docstring)."""
 
 # keep every stage's randomness apart from the others' (and from the base model's corpus, seed base_seed)
-_PREF_SEED, _BOOT_SEED, _HELD_SEED, _BON_SEED, _EVAL_SEED = 1000, 50_000, 20_000, 30_000, 40_000
+_PREF_SEED, _FLIP_SEED, _BOOT_SEED, _HELD_SEED, _BON_SEED, _EVAL_SEED = 1000, 10_000, 50_000, 20_000, 30_000, 40_000
 
 
-def _positive(value: Any, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name}: must be a finite number > 0, got {value!r}")
+def _number(value: Any, name: str, minimum: float = 0.0, strict: bool = True) -> None:
+    bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+    if bad or value < minimum or (strict and value == minimum):
+        raise ValueError(f"{name}: must be a finite number {'>' if strict else '>='} {minimum:g}, got {value!r}")
 
 
 @dataclass(frozen=True)
 class OveroptimisationConfig:
     """Settings of the over-optimisation experiment (module docstring); a bad field is a ValueError naming it.
 
-    ``OveroptimisationConfig.fast()`` gives the small budgets of the tests and the notebook.
+    ``OveroptimisationConfig.fast()`` gives the small budgets of the tests and the notebook's fast mode.
     """
 
-    seed: int = 17
-    """Seeds the preferences and their flips, the bootstrap resamples, Best-of-N, PPO and the evaluation
-    samples. 17 is a seed whose proxy over-optimises (module docstring); most seeds' proxies do not."""
+    seed: int = 0
+    """Seeds the pairs and their flips, the bootstrap resamples, the BoN pool, PPO and the evaluation
+    samples (a sweep varies it; :func:`run_overoptimisation_sweep`)."""
     base_seed: int = 0
     """Seed of the base model pi_0 (its corpus, initial weights and pre-training minibatches)."""
-    n_pairs: int = 100
-    """Preference pairs the proxy (and each ensemble member's bootstrap resample) is fitted to."""
-    noise: float = 0.3
-    """Probability of flipping each pair's label (the gold order), in [0, 0.5)."""
+    spurious_word: str = "food"
+    """The word whose mention the annotator rewards (one of ``VOCABULARY``; "food" is neutral in gold)."""
+    annotator_bonus: float = 2.5
+    """b: what the annotator adds to the gold reward of a response that mentions ``spurious_word`` (once,
+    however often); >= 0, 0 being an honest annotator (the control)."""
+    n_pairs: int = 1000
+    """Annotated pairs (two samples of pi_ref per prompt) the proxy and every ensemble member are fitted to."""
+    noise: float = 0.0
+    """Probability of flipping each annotated label at random on top of the bias, in [0, 0.5)."""
     rm: RewardModelConfig = RewardModelConfig(n_updates=300, lr=5e-2)
     """Training of each linear head: full-batch Adam, Bradley-Terry (its seed is unused: full-batch)."""
     ensemble_size: int = 5
     """Members of the ensemble (module docstring)."""
     ensemble_members: str = "base_seeds"
-    """How the members differ (``ENSEMBLE_MEMBERS``): "base_seeds" -- each a linear head on the frozen
-    features of its own base model, pre-trained as pi_0 but with seed ``base_seed + m`` (m = 0 is pi_0
-    itself, so member 0 is the proxy), all fitted to the proxy's pairs (Coste et al.'s members differ in
-    pretraining seed); "bootstrap" -- heads on pi_0's features, each on a bootstrap resample of the pairs."""
+    """How the members differ (``ENSEMBLE_MEMBERS``): "base_seeds" -- member m is a linear head on the frozen
+    features of the base model pre-trained with seed ``base_seed + m`` (m = 0 is pi_0, so member 0 is the
+    proxy); "bootstrap" -- heads on pi_0's features, each on a bootstrap resample of the pairs."""
     ensemble_k: float = 1.0
     """The ensemble scores mean - k std over members (k = 0: the plain mean)."""
     bon_ns: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64, 128, 256)
     """N of Best-of-N (at least three values, for the fit)."""
-    bon_prompts: int = 64
+    bon_prompts: int = 32
     """Prompts of the Best-of-N pool; each has max(bon_ns) samples of pi_0."""
     ppo_beta: float = 0.05
     """PPO's KL coefficient: small, so the policy can run far from pi_0."""
-    ppo_lr: float = 3e-4
-    """PPO's Adam learning rate (the alignment pipeline's)."""
-    ppo_tokens: int = 20_000
-    """Response tokens PPO samples in all (per run: one against the proxy, one against the ensemble). By
-    ~20 000 the policy is nearly deterministic and KL stops growing (d ≈ 5; module docstring)."""
+    ppo_lr: float = 6e-4
+    """PPO's Adam learning rate: twice the alignment pipeline's, so that PPO reaches the proxy's maximiser
+    (d ≈ 5, the policy nearly deterministic) within ``ppo_tokens``."""
+    ppo_tokens: int = 12_000
+    """Response tokens PPO samples in all (per run: one against the proxy, one against the ensemble)."""
     ppo_prompts: int = 64
     """Prompts (one response each) per PPO iteration."""
-    eval_every: int = 3
+    eval_every: int = 2
     """Measure the policy every this many PPO iterations (and before the first and after the last)."""
-    n_eval: int = 500
+    n_eval: int = 400
     """Samples per checkpoint (the same prompts and sampling seed at every checkpoint)."""
     n_eval_pairs: int = 1000
-    """Held-out noiseless pairs for the reward models' accuracy (and samples of pi_0 for their correlation)."""
+    """Held-out pairs for the reward models' accuracy against the gold order (and pi_0 samples for their
+    correlation with gold)."""
     pretrain_sequences: int = 4000
     """Base model: pi_ref samples it is pre-trained on (the pipelines' setting: 4000)."""
     pretrain_updates: int = 800
@@ -223,6 +211,10 @@ class OveroptimisationConfig:
     def __post_init__(self) -> None:
         check_count(self.seed, "seed", 0)
         check_count(self.base_seed, "base_seed", 0)
+        if self.spurious_word not in VOCABULARY:
+            raise ValueError(f"spurious_word: must be a word of the task, one of {VOCABULARY}, "
+                             f"got {self.spurious_word!r}")
+        _number(self.annotator_bonus, "annotator_bonus", 0.0, strict=False)
         check_count(self.n_pairs, "n_pairs", 1)
         if isinstance(self.noise, bool) or not isinstance(self.noise, (int, float)) or not 0.0 <= self.noise < 0.5:
             raise ValueError(f"noise: must be a probability in [0, 0.5), got {self.noise!r}")
@@ -231,9 +223,7 @@ class OveroptimisationConfig:
         check_count(self.ensemble_size, "ensemble_size", 2)
         if not isinstance(self.ensemble_members, str) or self.ensemble_members not in ENSEMBLE_MEMBERS:
             raise ValueError(f"ensemble_members: must be one of {ENSEMBLE_MEMBERS}, got {self.ensemble_members!r}")
-        if (isinstance(self.ensemble_k, bool) or not isinstance(self.ensemble_k, (int, float))
-                or not math.isfinite(self.ensemble_k) or self.ensemble_k < 0):
-            raise ValueError(f"ensemble_k: must be a finite number >= 0, got {self.ensemble_k!r}")
+        _number(self.ensemble_k, "ensemble_k", 0.0, strict=False)
         ns = self.bon_ns
         if isinstance(ns, (str, bytes)) or not isinstance(ns, Sequence) or len(set(ns)) < 3:
             raise ValueError(f"bon_ns: need at least three distinct integers >= 1 (for the fit), got {ns!r}")
@@ -241,8 +231,8 @@ class OveroptimisationConfig:
             check_count(n, "bon_ns", 1)
         object.__setattr__(self, "bon_ns", tuple(sorted({int(n) for n in ns})))
         check_count(self.bon_prompts, "bon_prompts", 2)
-        _positive(self.ppo_beta, "ppo_beta")
-        _positive(self.ppo_lr, "ppo_lr")
+        _number(self.ppo_beta, "ppo_beta")
+        _number(self.ppo_lr, "ppo_lr")
         for name, minimum in (("ppo_tokens", 1), ("ppo_prompts", 1), ("eval_every", 1), ("n_eval", 2),
                               ("n_eval_pairs", 2), ("pretrain_sequences", 1), ("pretrain_updates", 1)):
             check_count(getattr(self, name), name, minimum)
@@ -255,15 +245,19 @@ class OveroptimisationConfig:
 
     @classmethod
     def fast(cls, **overrides: Any) -> "OveroptimisationConfig":
-        """Tests and notebooks: the same base model and proxy, small budgets (about 30 s on one CPU core).
+        """Tests and the notebook's fast mode: the same annotator, pairs and proxy, small budgets.
 
-        3 ensemble members, Best-of-N up to N = 32 on 16 prompts, 6000 PPO tokens measured on 200 samples
-        every 2 iterations, 300 held-out pairs. PPO against the proxy trains exactly as in the default run
-        (same proxy, seed and settings), so the fast run is the start of the default curve.
+        3 ensemble members, Best-of-N up to N = 32, 6000 PPO tokens (half way to the proxy's maximiser: the
+        gold gain has peaked and fallen, not yet to its end) measured on 300 samples every 2 iterations, 300
+        held-out pairs.
         """
-        small = dict(ensemble_size=3, bon_ns=(1, 2, 4, 8, 16, 32), bon_prompts=16, ppo_tokens=6000, eval_every=2,
-                     n_eval=200, n_eval_pairs=300)
+        small = dict(ensemble_size=3, bon_ns=(1, 2, 4, 8, 16, 32), ppo_tokens=6000, n_eval=300, n_eval_pairs=300)
         return cls(**{**small, **overrides})
+
+    @property
+    def word_id(self) -> int:
+        """Token id of ``spurious_word`` (llmtrack.tokenizer: specials first, then the task's words)."""
+        return len(SPECIAL_TOKENS) + VOCABULARY.index(self.spurious_word)
 
     def pretrain_bc(self, seed: int | None = None) -> BCConfig:
         """The base model's pre-training (the pipelines' schedule: minibatches of 64 at 3e-3); its minibatch
@@ -285,6 +279,97 @@ class OveroptimisationConfig:
                           seed=self.seed, progress=self.progress)
 
 
+# -- the annotator ----------------------------------------------------------------------------------------
+
+def mentions(batch: TrajectoryBatch, word_id: int) -> Tensor:
+    """Uses of the token ``word_id`` in each response (real steps only), (B,) float64."""
+    return ((batch.actions.long() == word_id) & batch.mask.bool()).sum(1).double().cpu()
+
+
+def annotator_reward(task, batch: TrajectoryBatch, word_id: int, bonus: float) -> Tensor:
+    """A(x, y) = R_gold(x, y) + bonus 1[y mentions ``word_id``] (module docstring), (B,) float64."""
+    return task.gold_reward(batch).double().cpu() + bonus * (mentions(batch, word_id) > 0).double()
+
+
+def annotated_preferences(task, config: OveroptimisationConfig) -> Preferences:
+    """``config.n_pairs`` pairs of pi_ref samples labelled by the biased annotator (module docstring).
+
+    Each pair is two samples for one prompt with different gold rewards (``task.preferences``); the
+    annotator prefers the larger :func:`annotator_reward` (a tie keeps the gold order), then each label is
+    flipped with probability ``config.noise``. Hidden from learners, in ``chosen.info``: "gold_reward",
+    "against_gold" (the label contradicts the gold order) and "flipped" (the random flips); rejected.info
+    has "gold_reward".
+    """
+    pairs = task.preferences(config.n_pairs, noise=0.0, seed=_PREF_SEED + config.seed)  # gold-ordered
+    a, b = pairs.chosen, pairs.rejected
+    n = len(pairs)
+    # BEGIN SOLUTION
+    prefer_a = (annotator_reward(task, a, config.word_id, config.annotator_bonus)
+                >= annotator_reward(task, b, config.word_id, config.annotator_bonus))
+    flipped = torch.rand(n, generator=as_generator(_FLIP_SEED + config.seed)) < config.noise
+    prefer_a = prefer_a ^ flipped
+    # END SOLUTION
+    both, rows = TrajectoryBatch.cat([a, b]), torch.arange(n)
+    chosen = both[torch.where(prefer_a, rows, rows + n)]
+    rejected = both[torch.where(prefer_a, rows + n, rows)]
+    chosen = chosen.replace(info={"gold_reward": task.gold_reward(chosen), "against_gold": ~prefer_a,
+                                  "flipped": flipped})
+    rejected = rejected.replace(info={"gold_reward": task.gold_reward(rejected)})
+    return Preferences(chosen=chosen, rejected=rejected)
+
+
+def exact_proxy_optimum(config: OveroptimisationConfig, betas: Sequence[float]) -> list[dict[str, float]]:
+    """The exact KL-regularised optimum of the *idealised* proxy, for each KL coefficient in ``betas``.
+
+    The idealised proxy is what the linear head approximates (module docstring): the gold reward plus the
+    annotator's bonus paid per use of the spurious word, r_b(prev, a) = r(prev, a) + b 1[a = w_s]. On the
+    markov language (state = previous token) its optimum against pi_ref is finite-horizon soft value
+    iteration with prior pi_ref (EQUATIONS.md §6; :meth:`~llmtrack.tasks.markov.MarkovTask.solve` with r_b),
+    pi_beta = argmax E[r_b] - beta KL(pi || pi_ref); a forward pass over the prompt distribution gives its
+    exact expectations. No sampling, no learning: the shape of the curve in the proxy's form alone.
+
+    Rows (in the order of ``betas``): {beta, kl = KL(pi_beta || pi_ref), d = sqrt(kl), gold, gold_gain (minus
+    pi_ref's gold), proxy (E[r_b]), proxy_gain, mentions (expected uses of w_s per response)}.
+    """
+    from minirl.mdp import soft_value_iteration
+
+    if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) or len(betas) == 0:
+        raise ValueError(f"betas: must be a non-empty sequence of numbers > 0, got {betas!r}")
+    for beta in betas:
+        _number(beta, "betas")
+    task = make_pipeline_task("markov")
+    first, w = len(SPECIAL_TOKENS), config.word_id
+    R_b = task.R.copy()
+    R_b[first:, w] += config.annotator_bonus  # after any word (the [EOS] state stays absorbing and unrewarded)
+    mdp = task.tabular_mdp()
+    T = task.max_new_tokens
+
+    def expectations(pi: np.ndarray) -> dict[str, float]:  # pi (T, V, V): pi_t(a | prev)
+        mu = mdp.rho0.copy()  # distribution of the previous token at step t
+        out = {"gold": 0.0, "proxy": 0.0, "mentions": 0.0, "kl": 0.0}
+        for t in range(T):
+            joint = mu[:, None] * pi[t]  # (V, V): P(prev, a) at step t
+            with np.errstate(divide="ignore", invalid="ignore"):
+                log_ratio = np.where(joint > 0, np.log(pi[t] / task.pi_ref), 0.0)
+            out["gold"] += float((joint * task.R).sum())
+            out["proxy"] += float((joint * R_b).sum())
+            out["mentions"] += float(joint[:, w].sum())
+            out["kl"] += float((joint * log_ratio).sum())
+            mu = joint.sum(0)
+        return out
+
+    ref = expectations(np.broadcast_to(task.pi_ref, (T, *task.pi_ref.shape)))
+    rows = []
+    for beta in betas:
+        sol = soft_value_iteration(mdp, alpha=float(beta), R=R_b, prior=task.pi_ref, horizon=T)
+        e = expectations(sol.pi)
+        kl = max(e["kl"], 0.0)
+        rows.append({"beta": float(beta), "kl": kl, "d": math.sqrt(kl), "gold": e["gold"],
+                     "gold_gain": e["gold"] - ref["gold"], "proxy": e["proxy"], "proxy_gain": e["proxy"] - ref["proxy"],
+                     "mentions": e["mentions"]})
+    return rows
+
+
 # -- the reward models ----------------------------------------------------------------------------------
 
 def _linear_head(features: FrozenLMFeatures, prefs: Preferences, config: RewardModelConfig) -> LinearRewardModel:
@@ -300,36 +385,45 @@ def _bootstrap(prefs: Preferences, seed: int) -> Preferences:
     return Preferences(chosen=prefs.chosen[idx], rejected=prefs.rejected[idx])
 
 
-def ensemble_members(config: OveroptimisationConfig, task, prefs: Preferences,
-                     features: FrozenLMFeatures) -> list[LinearRewardModel]:
+def member_features(config: OveroptimisationConfig, task, base: LMPolicy) -> list[FrozenLMFeatures]:
+    """The frozen features the ensemble's members read: pi_0's (``base``) first, then for "base_seeds" those
+    of the base models pre-trained with seeds ``base_seed + 1 .. base_seed + ensemble_size - 1``."""
+    features = [FrozenLMFeatures(base, device=config.device)]
+    if config.ensemble_members == "base_seeds":
+        features += [FrozenLMFeatures(config.base_model(task, config.base_seed + m), device=config.device)
+                     for m in range(1, config.ensemble_size)]
+    return features
+
+
+def ensemble_members(config: OveroptimisationConfig, prefs: Preferences,
+                     features: Sequence[FrozenLMFeatures]) -> list[LinearRewardModel]:
     """The ensemble's ``config.ensemble_size`` linear heads (``config.ensemble_members``; module docstring).
 
-    ``features`` are pi_0's (the proxy's). "base_seeds": member m reads the features of the base model
-    pre-trained with seed ``base_seed + m`` (member 0: ``features`` itself, so it is the proxy) and is fitted
-    to ``prefs``, the proxy's pairs, flips included. "bootstrap": member m reads ``features`` and is fitted
-    to a bootstrap resample of ``prefs``.
+    ``features`` is :func:`member_features`'s list. "base_seeds": member m reads ``features[m]`` and is
+    fitted to ``prefs`` (member 0 reads pi_0's features: it is the proxy). "bootstrap": member m reads
+    ``features[0]`` and is fitted to a bootstrap resample of ``prefs``.
     """
     if config.ensemble_members == "bootstrap":
-        return [_linear_head(features, _bootstrap(prefs, _BOOT_SEED + 100 * config.seed + m), config.rm)
+        return [_linear_head(features[0], _bootstrap(prefs, _BOOT_SEED + 100 * config.seed + m), config.rm)
                 for m in range(config.ensemble_size)]
-    members = [_linear_head(features, prefs, config.rm)]
-    for m in range(1, config.ensemble_size):
-        base = config.base_model(task, config.base_seed + m)
-        members.append(_linear_head(FrozenLMFeatures(base, device=config.device), prefs, config.rm))
-    return members
+    if len(features) != config.ensemble_size:
+        raise ValueError(f"features: need one feature map per member ({config.ensemble_size}), got {len(features)}")
+    return [_linear_head(f, prefs, config.rm) for f in features]
 
 
-# -- PPO measured along training --------------------------------------------------------------------------
+# -- Best-of-N and PPO, measured --------------------------------------------------------------------------
 
-def _measure(policy: LMPolicy, reference: LMPolicy, task, scorer, n: int, seed: int) -> dict[str, float]:
-    """Proxy and gold means and KL(pi || pi_0) on ``n`` fresh samples of ``policy`` (exact log-probs of both)."""
+def _measure(policy: LMPolicy, reference: LMPolicy, task, scorer, n: int, seed: int,
+             word_id: int) -> dict[str, float]:
+    """Proxy and gold means, uses of the spurious word and KL(pi || pi_0) on ``n`` fresh samples of
+    ``policy`` (exact log-probs of both models)."""
     y = task.rollout(policy, n, seed=seed)
     kl = sampled_kl(policy, reference, y)
     proxy, gold = score_batch(scorer, y), task.gold_reward(y).double()
     se = lambda x: float(x.std() / math.sqrt(len(x)))  # noqa: E731
     return {"kl": kl.value, "kl_se": kl.se, "d": math.sqrt(max(kl.value, 0.0)), "proxy": float(proxy.mean()),
             "proxy_se": se(proxy), "gold": float(gold.mean()), "gold_se": se(gold),
-            "length": float(y.mask.sum(1).double().mean())}
+            "mentions": float(mentions(y, word_id).mean()), "length": float(y.mask.sum(1).double().mean())}
 
 
 def _ppo_curve(base: LMPolicy, reference: LMPolicy, task, scorer,
@@ -337,22 +431,40 @@ def _ppo_curve(base: LMPolicy, reference: LMPolicy, task, scorer,
     """PPO from pi_0 against ``scorer``; one row per checkpoint (module docstring)."""
     policy = copy.deepcopy(base)
     eval_seed = _EVAL_SEED + config.seed
-    rows = [{"iteration": 0, "tokens": 0, **_measure(policy, reference, task, scorer, config.n_eval, eval_seed)}]
+    measure = lambda: _measure(policy, reference, task, scorer, config.n_eval, eval_seed, config.word_id)  # noqa: E731
+    rows = [{"iteration": 0, "tokens": 0, **measure()}]
     state = {"iteration": 0, "tokens": 0}
 
     def callback(record: dict[str, Any]) -> None:
         state["iteration"] += 1
         state["tokens"] = int(record["env_steps"])
         if state["iteration"] % config.eval_every == 0:
-            rows.append({**state, **_measure(policy, reference, task, scorer, config.n_eval, eval_seed)})
+            rows.append({**state, **measure()})
 
     train_rlhf(policy, task, scorer, config.rlhf(), reference=reference, callback=callback)
     if rows[-1]["iteration"] != state["iteration"]:
-        rows.append({**state, **_measure(policy, reference, task, scorer, config.n_eval, eval_seed)})
+        rows.append({**state, **measure()})
     for row in rows:
         row["gold_gain"] = row["gold"] - rows[0]["gold"]
+        row["gold_gain_se"] = math.sqrt(row["gold_se"] ** 2 + rows[0]["gold_se"] ** 2) if row is not rows[0] else 0.0
         row["proxy_gain"] = row["proxy"] - rows[0]["proxy"]
     return rows
+
+
+def _bon_curves(base: LMPolicy, task, scorers: dict[str, Any],
+                config: OveroptimisationConfig) -> dict[str, list[dict[str, Any]]]:
+    """Best-of-N from one pool of pi_0's samples against each scorer and against the gold reward ("oracle")."""
+    g = as_generator(_BON_SEED + config.seed)
+    M = config.bon_ns[-1]
+    pool = sample_pool(base, task.sample_prompts(config.bon_prompts, g), M, task.max_new_tokens, g)
+    shape = (config.bon_prompts, M)
+    gold = task.gold_reward(pool).double().view(shape)
+    uses = mentions(pool, config.word_id).view(shape)
+    curves = {}
+    for name, scorer in {**scorers, "oracle": None}.items():
+        score = gold if scorer is None else as_scorer(scorer)(pool).view(shape)  # whole pool: features cached
+        curves[name] = pool_best_of_n(score, {"proxy": score, "gold": gold, "mentions": uses}, config.bon_ns)
+    return curves
 
 
 # -- fits and summaries -----------------------------------------------------------------------------------
@@ -372,112 +484,317 @@ def fitted_peak(fit: GaoFit) -> float:
     return math.exp(min(fit.alpha / fit.beta - 1.0, 700.0))
 
 
-def _summary(rows: list[dict[str, Any]]) -> dict[str, float]:
-    gain = np.array([r["gold_gain"] for r in rows])
-    peak = int(gain.argmax())
-    last = rows[-1]
-    return {"gold_peak": float(gain[peak]), "d_at_peak": rows[peak]["d"], "gold_final": float(gain[-1]),
-            "d_final": last["d"], "fall": float(gain[peak] - gain[-1]), "proxy_final": last["proxy_gain"],
-            "proxy_at_peak": rows[peak]["proxy_gain"], "interior_peak": bool(0 < peak < len(rows) - 1)}
+def curve_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The measured (not fitted) shape of one curve of gold gains (module docstring, "Over-optimised").
 
-
-def run_overoptimisation(config: OveroptimisationConfig = OveroptimisationConfig()) -> dict[str, Any]:
-    """Run the experiment (module docstring); deterministic on the CPU given the config.
-
-    Returns a dict:
-        config          ``dataclasses.asdict(config)``
-        reward_models   {"proxy": {accuracy, correlation}, "ensemble": {accuracy, correlation,
-                        member_accuracy}, "flipped": share of training labels flipped}: held-out accuracy
-                        against the noiseless gold order, Pearson correlation with the gold reward on pi_0's
-                        samples (llmtrack.reward_model)
-        curves          curves[method][scorer] -> rows, method in ("bon", "ppo"), scorer in ("proxy",
-                        "ensemble"). Every row has kl, d = sqrt(max(kl, 0)), proxy, gold (means), proxy_gain,
-                        gold_gain (minus pi_0's value) and standard errors; BoN rows (``best_of_n_curve``)
-                        add n; PPO rows add iteration, tokens, kl_se and length (mean response tokens).
-                        "proxy" is the score of what was optimised (the ensemble's mean - k std for "ensemble").
-        fits            fits[method][scorer] -> GaoFit of the gold gain (form "bon" for BoN, "rl" for PPO)
-        fitted_peak_d   d where each fitted curve peaks (:func:`fitted_peak`)
-        summary         summary[method][scorer] -> {gold_peak, d_at_peak, gold_final, d_final, fall,
-                        proxy_final, proxy_at_peak, interior_peak}: the measured (not fitted) curve
-        timings         seconds per stage; wall_s in all
+    Rows need gold_gain, its standard error gold_gain_se (0 at the first row), d, proxy_gain and mentions.
+    Returns gold_peak, d_at_peak, gold_final, d_final, fall (peak - final), rise_z and fall_z (each
+    difference over its standard error sqrt(s_p^2 + s_i^2)), interior_peak, overoptimised (rise_z > Z and
+    fall_z > Z), proxy_at_peak, proxy_final, mentions_at_peak, mentions_final.
     """
-    if not isinstance(config, OveroptimisationConfig):
-        raise ValueError(f"config: must be an OveroptimisationConfig, got {type(config).__name__}")
-    start = time.perf_counter()
+    gain = np.array([r["gold_gain"] for r in rows])
+    se = np.array([r["gold_gain_se"] for r in rows])
+    p = int(gain.argmax())
+    first, last = rows[0], rows[-1]
+
+    def z(i: int) -> float:
+        diff, noise = gain[p] - gain[i], math.hypot(se[p], se[i])
+        return float(diff / noise) if noise > 0 else (math.inf if diff > 0 else 0.0)
+
+    rise_z, fall_z = z(0), z(len(rows) - 1)
+    return {"gold_peak": float(gain[p]), "d_at_peak": rows[p]["d"], "gold_final": float(gain[-1]),
+            "d_final": last["d"], "fall": float(gain[p] - gain[-1]), "rise_z": rise_z, "fall_z": fall_z,
+            "interior_peak": bool(0 < p < len(rows) - 1), "overoptimised": bool(rise_z > Z and fall_z > Z),
+            "proxy_at_peak": rows[p]["proxy_gain"], "proxy_final": last["proxy_gain"],
+            "mentions_start": first["mentions"], "mentions_at_peak": rows[p]["mentions"],
+            "mentions_final": last["mentions"]}
+
+
+# -- one seed ---------------------------------------------------------------------------------------------
+
+class _World:
+    """What a sweep shares between seeds: the task, pi_0, its frozen reference and the members' features."""
+
+    def __init__(self, config: OveroptimisationConfig):
+        self.task = make_pipeline_task("markov")
+        self.base = config.base_model(self.task)
+        self.reference = frozen_reference(self.base)
+        self.features = member_features(config, self.task, self.base)  # "base_seeds": pre-trains the others once
+
+
+def _run_seed(world: _World, config: OveroptimisationConfig) -> dict[str, Any]:
+    task, base, features = world.task, world.base, world.features
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    prefs = annotated_preferences(task, config)
+    members = ensemble_members(config, prefs, features)
+    proxy = members[0] if config.ensemble_members == "base_seeds" else _linear_head(features[0], prefs, config.rm)
+    scorers = {"proxy": proxy, "ensemble": EnsembleScorer(members, config.ensemble_k)}
+    held_out = task.preferences(config.n_eval_pairs, noise=0.0, seed=_HELD_SEED + config.seed)
+    samples = task.rollout(base, config.n_eval_pairs, seed=_HELD_SEED + config.seed + 1)
+    reward_models: dict[str, Any] = {
+        name: {"accuracy": gold_accuracy(s, held_out, task.gold_reward),
+               "correlation": gold_correlation(s, samples, task.gold_reward)} for name, s in scorers.items()}
+    reward_models["ensemble"]["member_accuracy"] = [gold_accuracy(m, held_out, task.gold_reward) for m in members]
+    reward_models["against_gold"] = float(prefs.chosen.info["against_gold"].double().mean())
+    reward_models["flipped"] = float(prefs.chosen.info["flipped"].double().mean())
+    timings["reward_models"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    curves: dict[str, dict[str, list[dict[str, Any]]]] = {"bon": _bon_curves(base, task, scorers, config), "ppo": {}}
+    timings["bon"] = time.perf_counter() - t0
+    for name, scorer in scorers.items():
+        t0 = time.perf_counter()
+        curves["ppo"][name] = _ppo_curve(base, world.reference, task, scorer, config)
+        timings[f"ppo_{name}"] = time.perf_counter() - t0
+
+    fits = {m: {s: _fit(curves[m][s], m) for s in SCORERS} for m in METHODS}
+    summary = {m: {s: curve_summary(curves[m][s]) for s in curves[m]} for m in METHODS}
+    return _judge({"config": dataclasses.asdict(config), "reward_models": reward_models, "curves": curves, "fits": fits,
+            "fitted_peak_d": {m: {s: fitted_peak(fits[m][s]) for s in SCORERS} for m in METHODS},
+            "summary": summary, "timings": timings})
+
+
+def _single_thread(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``fn`` with one torch thread (nano models; base models are cached per thread count)."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # nano models; base models are cached per thread count (llmtrack.pipelines.base)
+    torch.set_num_threads(1)
     try:
-        timings: dict[str, float] = {}
-        t0 = time.perf_counter()
-        task = make_pipeline_task("markov")
-        base = config.base_model(task)
-        reference = frozen_reference(base)
-        timings["base_model"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        prefs = task.preferences(config.n_pairs, noise=config.noise, seed=_PREF_SEED + config.seed)
-        features = FrozenLMFeatures(base, device=config.device)  # shared: each batch's features computed once
-        proxy = _linear_head(features, prefs, config.rm)
-        members = ensemble_members(config, task, prefs, features)  # "base_seeds": pre-trains the other bases once
-        scorers = {"proxy": proxy, "ensemble": EnsembleScorer(members, config.ensemble_k)}
-        held_out = task.preferences(config.n_eval_pairs, noise=0.0, seed=_HELD_SEED + config.seed)
-        samples = task.rollout(base, config.n_eval_pairs, seed=_HELD_SEED + config.seed + 1)
-        reward_models: dict[str, Any] = {
-            name: {"accuracy": gold_accuracy(s, held_out, task.gold_reward),
-                   "correlation": gold_correlation(s, samples, task.gold_reward)} for name, s in scorers.items()}
-        reward_models["ensemble"]["member_accuracy"] = [gold_accuracy(m, held_out, task.gold_reward) for m in members]
-        reward_models["flipped"] = float(prefs.chosen.info["flipped"].float().mean())
-        timings["reward_models"] = time.perf_counter() - t0
-
-        curves: dict[str, dict[str, list[dict[str, Any]]]] = {"bon": {}, "ppo": {}}
-        for name, scorer in scorers.items():
-            t0 = time.perf_counter()
-            curves["bon"][name] = best_of_n_curve(base, task, scorer, config.bon_ns, n_prompts=config.bon_prompts,
-                                                  seed=_BON_SEED + config.seed)
-            timings[f"bon_{name}"] = time.perf_counter() - t0
-        for name, scorer in scorers.items():
-            t0 = time.perf_counter()
-            curves["ppo"][name] = _ppo_curve(base, reference, task, scorer, config)
-            timings[f"ppo_{name}"] = time.perf_counter() - t0
-
-        fits = {m: {s: _fit(curves[m][s], m) for s in SCORERS} for m in METHODS}
-        return {"config": dataclasses.asdict(config), "reward_models": reward_models, "curves": curves,
-                "fits": fits, "fitted_peak_d": {m: {s: fitted_peak(fits[m][s]) for s in SCORERS} for m in METHODS},
-                "summary": {m: {s: _summary(curves[m][s]) for s in SCORERS} for m in METHODS},
-                "timings": timings, "wall_s": time.perf_counter() - start}
+        return fn()
     finally:
         torch.set_num_threads(threads)
 
 
+def run_overoptimisation(config: OveroptimisationConfig = OveroptimisationConfig()) -> dict[str, Any]:
+    """Run the experiment for ``config.seed`` (module docstring); deterministic on the CPU given the config.
+
+    Returns a dict:
+        config          ``dataclasses.asdict(config)``
+        reward_models   {"proxy": {accuracy, correlation}, "ensemble": {accuracy, correlation, member_accuracy},
+                        "against_gold": share of training labels that contradict the gold order (the bias
+                        and the flips), "flipped": share flipped at random}: held-out accuracy against the
+                        gold order, Pearson correlation with gold on pi_0's samples (llmtrack.reward_model)
+        curves          curves["ppo"][scorer] and curves["bon"][scorer] -> rows, scorer in ("proxy", "ensemble");
+                        curves["bon"]["oracle"]: BoN against the gold reward on the same pool. Every row has kl,
+                        d = sqrt(max(kl, 0)), proxy, gold and mentions (means: the optimised score -- the
+                        ensemble's mean - k std for "ensemble" --, the gold reward, uses of the spurious word),
+                        proxy_gain, gold_gain (minus pi_0's value), gold_gain_se and standard errors; BoN rows
+                        add n; PPO rows add iteration, tokens, kl_se and length (mean response tokens)
+        fits            fits[method][scorer] -> GaoFit of the gold gain (form "bon" for BoN, "rl" for PPO)
+        fitted_peak_d   d where each fitted curve peaks (:func:`fitted_peak`)
+        summary         summary[method][scorer] -> :func:`curve_summary` of the measured curve
+        claims          claim name -> whether it holds for this seed (:data:`CLAIMS`)
+        effects         effect name -> whether it holds for this seed (:data:`EFFECTS`)
+        timings, wall_s seconds per stage (base_model: loading or pre-training the base models), and in all
+    """
+    if not isinstance(config, OveroptimisationConfig):
+        raise ValueError(f"config: must be an OveroptimisationConfig, got {type(config).__name__}")
+
+    def run() -> dict[str, Any]:
+        start = time.perf_counter()
+        world = _World(config)
+        loaded = time.perf_counter() - start
+        result = _run_seed(world, config)
+        result["timings"] = {"base_model": loaded, **result["timings"]}
+        result["wall_s"] = time.perf_counter() - start
+        return result
+
+    return _single_thread(run)
+
+
+# -- claims and sweeps ------------------------------------------------------------------------------------
+
+def _bon_row(result: dict, scorer: str, n: int | None = None) -> dict[str, Any]:
+    rows = result["curves"]["bon"][scorer]
+    return rows[-1] if n is None else next(r for r in rows if r["n"] == n)
+
+
+CLAIMS: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
+    "ppo_proxy_overoptimises": (
+        "PPO against the proxy: the gold gain rises, peaks and falls, each by more than 2 standard errors",
+        lambda r: r["summary"]["ppo"]["proxy"]["overoptimised"]),
+    "ppo_proxy_score_keeps_rising": (
+        "PPO against the proxy: the proxy's gain at the end exceeds its gain at the gold peak",
+        lambda r: r["summary"]["ppo"]["proxy"]["proxy_final"] > r["summary"]["ppo"]["proxy"]["proxy_at_peak"]),
+    "ppo_proxy_repeats_the_word": (
+        "PPO against the proxy ends using the spurious word at least 3 times a response (pi_0: about 0.2)",
+        lambda r: r["summary"]["ppo"]["proxy"]["mentions_final"] >= 3),
+    "ppo_proxy_gao_fit_bends": (
+        "Gao's RL form fitted to PPO against the proxy bends down (beta > 0)",
+        lambda r: r["fits"]["ppo"]["proxy"].beta > 0),
+    "ppo_ensemble_overoptimises": (
+        "PPO against the ensemble over-optimises too (the annotator's bias is in every member's labels)",
+        lambda r: r["summary"]["ppo"]["ensemble"]["overoptimised"]),
+    "bon_proxy_gold_rises_first": (
+        "Best-of-2 against the proxy gains gold reward, by more than 2 standard errors",
+        lambda r: _bon_row(r, "proxy", 2)["gold_gain"] > Z * _bon_row(r, "proxy", 2)["gold_gain_se"]),
+    "bon_proxy_does_not_turn": (
+        "Best-of-N against the proxy does not over-optimise within the largest N (BoN reaches d <= 2.1 only)",
+        lambda r: not r["summary"]["bon"]["proxy"]["overoptimised"]),
+    "bon_proxy_winners_use_the_word": (
+        "Best-of-N against the proxy: the winners at the largest N use the spurious word at least twice as "
+        "often as pi_0's samples",
+        lambda r: _bon_row(r, "proxy")["mentions"] >= 2 * _bon_row(r, "proxy", 1)["mentions"]),
+}
+"""Claims decided per seed: name -> (statement, rule on :func:`run_overoptimisation`'s result)."""
+
+EFFECTS: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
+    "ppo_proxy_ends_below_pi0": (
+        "PPO against the proxy ends with less gold reward than pi_0 (where it ends depends on ppo_tokens)",
+        lambda r: r["summary"]["ppo"]["proxy"]["gold_final"] < 0),
+    "ensemble_ppo_peaks_higher": (
+        "PPO: the ensemble's gold peak is above the proxy's",
+        lambda r: r["summary"]["ppo"]["ensemble"]["gold_peak"] > r["summary"]["ppo"]["proxy"]["gold_peak"]),
+    "ensemble_ppo_peaks_later": (
+        "PPO: the ensemble's gold peaks at a larger d than the proxy's",
+        lambda r: r["summary"]["ppo"]["ensemble"]["d_at_peak"] > r["summary"]["ppo"]["proxy"]["d_at_peak"]),
+    "ensemble_ppo_ends_higher": (
+        "PPO: the ensemble ends with more gold reward than the proxy",
+        lambda r: r["summary"]["ppo"]["ensemble"]["gold_final"] > r["summary"]["ppo"]["proxy"]["gold_final"]),
+    "ensemble_bon_higher": (
+        "Best-of-N at the largest N: more gold reward against the ensemble than against the proxy",
+        lambda r: _bon_row(r, "ensemble")["gold_gain"] > _bon_row(r, "proxy")["gold_gain"]),
+    "bon_proxy_under_half_of_oracle": (
+        "Best-of-N against the proxy gains less than half the gold reward that the same N buys against the gold "
+        "reward itself, at the largest N",
+        lambda r: _bon_row(r, "proxy")["gold_gain"] < 0.5 * _bon_row(r, "oracle")["gold_gain"]),
+}
+"""Measured, not claimed: where PPO ends, the ensemble's effect and how far Best-of-N falls behind the oracle, as
+fractions of seeds (no direction is asserted; module docstring)."""
+
+
+def _judge(result: dict[str, Any]) -> dict[str, Any]:
+    result["claims"] = {name: bool(rule(result)) for name, (_, rule) in CLAIMS.items()}
+    result["effects"] = {name: bool(rule(result)) for name, (_, rule) in EFFECTS.items()}
+    return result
+
+
+def _check_seeds(seeds: Any) -> tuple[int, ...]:
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or len(seeds) == 0:
+        raise ValueError(f"seeds: must be a non-empty sequence of distinct integers >= 0, got {seeds!r}")
+    out = tuple(check_count(s, "seeds", 0) for s in seeds)
+    if len(set(out)) != len(out):
+        raise ValueError(f"seeds: must be distinct, got {seeds!r}")
+    return out
+
+
+def run_overoptimisation_sweep(config: OveroptimisationConfig = OveroptimisationConfig(),
+                               seeds: Sequence[int] = tuple(range(5))) -> dict[str, Any]:
+    """:func:`run_overoptimisation` for every seed in ``seeds`` (``config.seed`` replaced), base models shared.
+
+    Returns a dict:
+        config      ``dataclasses.asdict(config)`` (its seed is not used)
+        seeds       the seeds, in order
+        runs        seed -> that seed's result (as :func:`run_overoptimisation`, without config)
+        claims      claim name -> (held, total) over the seeds (:data:`CLAIMS`)
+        effects     effect name -> (held, total) (:data:`EFFECTS`)
+        timings     base_model (loading or pre-training, once), per_seed (list), wall_s
+    """
+    if not isinstance(config, OveroptimisationConfig):
+        raise ValueError(f"config: must be an OveroptimisationConfig, got {type(config).__name__}")
+    seeds = _check_seeds(seeds)
+
+    def run() -> dict[str, Any]:
+        start = time.perf_counter()
+        world = _World(config)
+        loaded = time.perf_counter() - start
+        runs, per_seed = {}, []
+        for seed in seeds:
+            t0 = time.perf_counter()
+            result = _run_seed(world, dataclasses.replace(config, seed=seed))
+            result.pop("config")
+            runs[seed] = result
+            per_seed.append(time.perf_counter() - t0)
+        count = lambda key: {name: (sum(runs[s][key][name] for s in seeds), len(seeds))  # noqa: E731
+                             for name in (CLAIMS if key == "claims" else EFFECTS)}
+        return {"config": dataclasses.asdict(config), "seeds": list(seeds), "runs": runs, "claims": count("claims"),
+                "effects": count("effects"),
+                "timings": {"base_model": loaded, "per_seed": per_seed, "wall_s": time.perf_counter() - start}}
+
+    return _single_thread(run)
+
+
+def overoptimisation_claims(seeds: Sequence[int], fast: bool = True) -> dict[str, tuple[int, int]]:
+    """Claim name -> (held, total) over ``seeds`` (:data:`CLAIMS`), with ``OveroptimisationConfig.fast()`` or
+    the default config: the entry point for checking the claims under other CPU kernel sets."""
+    config = OveroptimisationConfig.fast() if fast else OveroptimisationConfig()
+    return run_overoptimisation_sweep(config, seeds)["claims"]
+
+
+# -- tables -----------------------------------------------------------------------------------------------
+
+def _annotator_line(c: dict[str, Any], rm: dict[str, Any]) -> str:
+    noise = f", then {c['noise']:.0%} flipped at random" if c["noise"] else ""
+    return (f"annotator: gold + {c['annotator_bonus']:g} for mentioning {c['spurious_word']!r}{noise}; "
+            f"{c['n_pairs']} pairs, {rm['against_gold']:.0%} of the labels against the gold order")
+
+
 def overoptimisation_table(result: dict[str, Any]) -> str:
-    """Plain text: the reward models, each curve's rows (d, proxy gain, gold gain) and the Gao fits."""
+    """Plain text: the reward models, each curve's rows (d, proxy gain, gold gain, uses of the word), the Gao fits."""
     c, rm = result["config"], result["reward_models"]
     proxy, ens = rm["proxy"], rm["ensemble"]
     members = ", ".join(f"{a:.3f}" for a in ens["member_accuracy"])
-    kind = c.get("ensemble_members", "bootstrap")
-    members_of = ("bootstraps" if kind == "bootstrap" else
+    members_of = ("bootstraps" if c["ensemble_members"] == "bootstrap" else
                   f"heads on base models of seeds {c['base_seed']}-{c['base_seed'] + c['ensemble_size'] - 1}")
-    lines = [f"Reward over-optimisation, markov task, seed {c['seed']}: linear proxy on {c['n_pairs']} pairs, "
-             f"{rm['flipped']:.0%} of labels flipped; ensemble of {c['ensemble_size']} {members_of}, mean - "
-             f"{c['ensemble_k']:g} std",
+    lines = [f"Reward over-optimisation, markov task, seed {c['seed']}. " + _annotator_line(c, rm),
              f"proxy    held-out accuracy {proxy['accuracy']:.3f}, gold correlation {proxy['correlation']:.3f}",
-             f"ensemble held-out accuracy {ens['accuracy']:.3f}, gold correlation {ens['correlation']:.3f} "
-             f"(members {members})"]
+             f"ensemble of {c['ensemble_size']} {members_of}, mean - {c['ensemble_k']:g} std: held-out accuracy "
+             f"{ens['accuracy']:.3f}, gold correlation {ens['correlation']:.3f} (members {members})"]
     for method in METHODS:
-        for scorer in SCORERS:
-            rows, fit = result["curves"][method][scorer], result["fits"][method][scorer]
-            s = result["summary"][method][scorer]
+        for scorer in result["curves"][method]:
+            rows, s = result["curves"][method][scorer], result["summary"][method][scorer]
+            verdict = "over-optimises" if s["overoptimised"] else "does not over-optimise"
             lines.append(f"\n{method} vs {scorer}: gold gain peaks at {s['gold_peak']:+.3f} "
-                         f"(d = {s['d_at_peak']:.2f}), ends at {s['gold_final']:+.3f} (d = {s['d_final']:.2f}); "
-                         f"proxy gain {s['proxy_at_peak']:+.2f} at the peak, {s['proxy_final']:+.2f} at the end")
-            lines.append(f"  Gao fit ({fit.form}): alpha = {fit.alpha:.3f}, beta = {fit.beta:.3f}, "
-                         f"R^2 = {fit.r2:.3f}, fitted peak at d = {result['fitted_peak_d'][method][scorer]:.2f}")
+                         f"(d = {s['d_at_peak']:.2f}), "
+                         f"ends at {s['gold_final']:+.3f} (d = {s['d_final']:.2f}): {verdict} (rise {s['rise_z']:.1f} "
+                         f"se, fall {s['fall_z']:.1f} se); uses of {c['spurious_word']!r} {s['mentions_start']:.2f} -> "
+                         f"{s['mentions_final']:.2f}")
+            fit = result["fits"][method].get(scorer)
+            if fit is not None:
+                lines.append(f"  Gao fit ({fit.form}): alpha = {fit.alpha:.3f}, beta = {fit.beta:.3f}, R^2 = "
+                             f"{fit.r2:.3f}, fitted peak at d = {result['fitted_peak_d'][method][scorer]:.2f}")
             key = "n" if method == "bon" else "tokens"
-            lines.append(f"  {key:>7} {'d':>5} {'proxy gain':>10} {'gold gain':>15}")
+            lines.append(f"  {key:>7} {'d':>5} {'score gain':>10} {'gold gain':>15} {'uses':>5}")
             for r in rows:
-                se = r.get("gold_gain_se", r["gold_se"])
                 lines.append(f"  {r[key]:>7} {r['d']:>5.2f} {r['proxy_gain']:>+10.3f} "
-                             f"{r['gold_gain']:>+8.3f} ± {se:.3f}")
-    lines.append("\ntimings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result["timings"].items())
-                 + f"; wall {result['wall_s']:.1f}")
+                             f"{r['gold_gain']:>+8.3f} ± {r['gold_gain_se']:.3f} {r['mentions']:>5.2f}")
+    lines.append("\nclaims: " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in result["claims"].items()))
+    if "wall_s" in result:
+        lines.append("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result["timings"].items())
+                     + f"; wall {result['wall_s']:.1f}")
+    return "\n".join(lines)
+
+
+def overoptimisation_sweep_table(sweep: dict[str, Any]) -> str:
+    """Plain text: one line per seed (reward models, PPO's and BoN's gold gains), then the claims and effects as
+    held/total. "PPO" columns: gold gain peak (d) -> end (d), "*" where the curve over-optimises; "BoN": gold gain
+    at the largest N against the proxy / the ensemble / the gold reward (oracle)."""
+    c = sweep["config"]
+    first = sweep["runs"][sweep["seeds"][0]]
+    n_max = c["bon_ns"][-1]
+    lines = [f"Reward over-optimisation, markov task, {len(sweep['seeds'])} seeds; " +
+             _annotator_line(c, first["reward_models"]).split("; ")[0] + f", {c['n_pairs']} pairs; ensemble of "
+             f"{c['ensemble_size']} ({c['ensemble_members']}), mean - {c['ensemble_k']:g} std; PPO {c['ppo_tokens']} "
+             f"tokens; BoN up to N = {n_max}",
+             f"{'seed':>4} {'acc proxy/ens':>13} {'PPO vs proxy':>29} {'PPO vs ensemble':>29} "
+             f"{'uses':>5} {'BoN proxy/ens/oracle':>21}"]
+
+    def ppo(s: dict[str, Any]) -> str:
+        return (f"{s['gold_peak']:+.2f} ({s['d_at_peak']:.2f}) -> {s['gold_final']:+.2f} ({s['d_final']:.2f})"
+                + ("*" if s["overoptimised"] else " "))
+
+    for seed in sweep["seeds"]:
+        r = sweep["runs"][seed]
+        rm, p, e = r["reward_models"], r["summary"]["ppo"]["proxy"], r["summary"]["ppo"]["ensemble"]
+        bon = "/".join(f"{_bon_row(r, s)['gold_gain']:+.2f}" for s in ("proxy", "ensemble", "oracle"))
+        lines.append(f"{seed:>4} {rm['proxy']['accuracy']:>6.3f}/{rm['ensemble']['accuracy']:.3f} {ppo(p):>29} "
+                     f"{ppo(e):>29} {p['mentions_final']:>5.2f} {bon:>21}")
+    total = len(sweep["seeds"])
+    lines.append("\nclaims (held/total):")
+    lines += [f"  {held}/{total}  {name}: {CLAIMS[name][0]}" for name, (held, _) in sweep["claims"].items()]
+    lines.append("effects (seeds where it holds):")
+    lines += [f"  {held}/{total}  {name}: {EFFECTS[name][0]}" for name, (held, _) in sweep["effects"].items()]
+    t = sweep["timings"]
+    lines.append(f"timings (s): base models {t['base_model']:.1f}, per seed "
+                 + ", ".join(f"{x:.0f}" for x in t["per_seed"]) + f"; wall {t['wall_s']:.1f}")
     return "\n".join(lines)
