@@ -34,12 +34,13 @@ KL-regularised optimum of the idealised proxy r + b 1[y_t = w_s] exactly on the 
 gold gain peaks inside and ends at ten uses of w_s for any b > 1 (a use of w_s, -0.1 + b, then
 out-earns a positive word, 1 - 0.1), and only rises for b = 0 (an honest proxy). The bias is in
 the labels, so more pairs make the proxy *more* reliably wrong: ``n_pairs`` (1000) is large enough
-that w_s is the proxy's best word for every seed we fitted, and ``annotator_bonus=0`` (an honest
-annotator) is the control.
+that w_s reliably comes out as the proxy's best word, and ``annotator_bonus=0`` (an honest annotator) is
+the control.
 
 Why not random label noise (the earlier design: 100 pairs, 30% of labels flipped at random): random
-errors make the proxy's maximiser gold-poor for some seeds only (about 4 of 11), and float rounding
-that differs between CPU kernel sets (``ATEN_CPU_CAPABILITY``) was enough to change which.
+errors make the proxy's maximiser gold-poor for some seeds only, and float rounding that differs
+between CPU kernel sets (``ATEN_CPU_CAPABILITY``) was enough to change which (docs/results/
+overoptimisation.md).
 
 The world (the pipelines' markov task, ``make_pipeline_task("markov")``: 20 words, T = 10, beta = 1):
 
