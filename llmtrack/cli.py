@@ -5,7 +5,7 @@
     llmtrack demo exposure-bias [--size S] [--family F] [--seed N] [--out DIR] [--json]
     llmtrack demo reward-noise [--seeds K] [--fast] [--out DIR] [--json]
     llmtrack demo classification-vs-bt [--seeds K] [--fast] [--out DIR] [--json]
-    llmtrack demo overoptimisation [--seed N] [--fast] [--out DIR] [--json]
+    llmtrack demo overoptimisation [--seeds K] [--fast] [--out DIR] [--json]
     llmtrack pipeline --task markov [--size S] [--family F] [--seed N] [--noise P] [--fast] [--out DIR] [--json]
     llmtrack {rm,dpo,ppo,grpo,afd,bon} --task markov [same options]   one stage of the pipeline
 
@@ -128,18 +128,28 @@ def _annotation(config: Any, args: argparse.Namespace) -> dict[str, Any]:
 def _overoptimisation_config(args: argparse.Namespace) -> Any:
     from llmtrack.experiments.overoptimisation import OveroptimisationConfig
 
-    fields = dict(seed=args.seed, device=args.device, progress=progress_wanted())
-    return OveroptimisationConfig.fast(**fields) if args.fast else OveroptimisationConfig(**fields)
+    fields = dict(device=args.device, progress=progress_wanted())
+    config = OveroptimisationConfig.fast(**fields) if args.fast else OveroptimisationConfig(**fields)
+    return config, tuple(range(args.seeds))
 
 
-def _overoptimisation(config: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from llmtrack.alignment.plots import overoptimisation_experiment_figure
-    from llmtrack.experiments.overoptimisation import overoptimisation_table, run_overoptimisation
+def _overoptimisation(prepared: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The sweep over preference seeds 0..K-1: its table, the sweep figure (with the exact optimum of the
+    idealised proxy), and JSON with every seed's run."""
+    import numpy as np
 
-    result = run_overoptimisation(config)
-    figure = _report(args, lambda: overoptimisation_experiment_figure(result), overoptimisation_table(result))
-    fits = {m: {s: f._asdict() for s, f in by.items()} for m, by in result["fits"].items()}
-    return {**result, "fits": fits, "figure": figure}
+    from llmtrack.alignment.plots import overoptimisation_sweep_figure
+    from llmtrack.experiments.overoptimisation import (exact_proxy_optimum, overoptimisation_sweep_table,
+                                                       run_overoptimisation_sweep)
+
+    config, seeds = prepared
+    sweep = run_overoptimisation_sweep(config, seeds)
+    exact = exact_proxy_optimum(config, np.geomspace(100.0, 0.01, 40).tolist())
+    figure = _report(args, lambda: overoptimisation_sweep_figure(sweep, exact=exact),
+                     overoptimisation_sweep_table(sweep))
+    runs = {seed: {**run, "fits": {m: {s: f._asdict() for s, f in by.items()} for m, by in run["fits"].items()}}
+            for seed, run in sweep["runs"].items()}
+    return {**sweep, "runs": runs, "exact_proxy_optimum": exact, "figure": figure}
 
 
 def _pipeline_config(args: argparse.Namespace) -> Any:
@@ -190,7 +200,8 @@ def _add_demo_outputs(d: argparse.ArgumentParser) -> None:
     d.add_argument("--device", type=device_option, default="cpu",
                    help="cpu (default, reproducible) | cuda | cuda:N | mps | auto; checked against what torch sees")
     d.add_argument("--out", default=None, help="folder for the figure (default ./figures; created if missing)")
-    d.add_argument("--force", action="store_true", help="replace a file of the figure's name that llmtrack did not write")
+    d.add_argument("--force", action="store_true",
+                   help="replace a file of the figure's name that llmtrack did not write")
     d.add_argument("--json", action="store_true",
                    help="print one JSON object (standard JSON: NaN as null) instead of the table")
 
@@ -230,20 +241,22 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(configure=_exposure_bias_config, run=_exposure_bias)
     d = demos.add_parser("reward-noise", help="reward models (BT vs classification, transformer vs frozen linear "
                                               "head) against preference-label noise")
-    d.add_argument("--seeds", type=count_option(1, MAX_SEEDS), default=3, help=f"seeds 0..K-1, K in 1..{MAX_SEEDS} (default 3)")
+    d.add_argument("--seeds", type=count_option(1, MAX_SEEDS), default=3,
+                   help=f"seeds 0..K-1, K in 1..{MAX_SEEDS} (default 3)")
     d.add_argument("--fast", action="store_true", help="small budgets (one noise pair, minutes -> seconds)")
     _add_demo_outputs(d)
     d.set_defaults(configure=_reward_noise_config, run=_reward_noise)
     d = demos.add_parser("classification-vs-bt", help="where the classification objective beats Bradley-Terry: "
                                                       "few, noisy or ambiguous labels, frozen linear head")
-    d.add_argument("--seeds", type=count_option(1, MAX_SEEDS), default=5, help=f"seeds 0..K-1, K in 1..{MAX_SEEDS} (default 5)")
+    d.add_argument("--seeds", type=count_option(1, MAX_SEEDS), default=5,
+                   help=f"seeds 0..K-1, K in 1..{MAX_SEEDS} (default 5)")
     d.add_argument("--fast", action="store_true", help="one pair count, three label models (seconds)")
     _add_demo_outputs(d)
     d.set_defaults(configure=_annotation_config, run=_annotation)
-    d = demos.add_parser("overoptimisation", help="best-of-N and PPO against a noisy proxy reward model: gold vs "
-                                                  "sqrt(KL), Gao et al.'s fits, an ensemble")
-    d.add_argument("--seed", type=seed_option, default=17,
-                   help="preference seed, 0..2**32-1 (default 17, one whose proxy over-optimises)")
+    d = demos.add_parser("overoptimisation", help="best-of-N and PPO against a proxy fitted to a biased annotator: "
+                                                  "gold vs sqrt(KL) over preference seeds, Gao et al.'s fits, an ensemble")
+    d.add_argument("--seeds", type=count_option(1, MAX_SEEDS), default=5,
+                   help=f"preference seeds 0..K-1, K in 1..{MAX_SEEDS} (default 5)")
     d.add_argument("--fast", action="store_true", help="small budgets")
     _add_demo_outputs(d)
     d.set_defaults(configure=_overoptimisation_config, run=_overoptimisation)

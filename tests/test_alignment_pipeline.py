@@ -37,8 +37,8 @@ def test_cli_refuses_before_any_work(capsys):
     assert "error: --seeds:" in capsys.readouterr().err
     assert main(["demo", "classification-vs-bt", "--seeds", "0", "--json"]) == 2
     assert "error: --seeds:" in capsys.readouterr().err
-    assert main(["demo", "overoptimisation", "--seed", "-1", "--json"]) == 2
-    assert "error: --seed:" in capsys.readouterr().err
+    assert main(["demo", "overoptimisation", "--seeds", "0", "--json"]) == 2
+    assert "error: --seeds:" in capsys.readouterr().err
 
 
 def test_every_method_is_scored_against_the_answer_key(fast_run):
