@@ -1,4 +1,4 @@
-"""The token-level MDP of a language model (seed §2.2, Table 2; EQUATIONS.md §2).
+"""The token-level MDP of a language model (seed §2.2, Table 2; docs/equations.md §2).
 
     S = V^C (a context window of C tokens), A = V (the vocabulary),
     s' = Concat(s, a), any state containing [EOS] is absorbing,

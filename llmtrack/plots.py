@@ -68,7 +68,7 @@ def exposure_bias_figure(result: "ExposureBiasResult") -> "Figure":
 
 
 def reward_noise_figure(rows: list[dict]) -> "Figure":
-    """Reward models vs label noise (llmtrack.experiments.reward_noise; EQUATIONS.md §5): held-out accuracy
+    """Reward models vs label noise (llmtrack.experiments.reward_noise; docs/equations.md §5): held-out accuracy
     against the noiseless gold ordering, and the score's correlation with the gold reward on base and
     expert samples, vs the label-flip probability; one line per objective x head.
 

@@ -1,8 +1,8 @@
-"""Reward models on language models (seed §4.1; EQUATIONS.md §5).
+"""Reward models on language models (seed §4.1; docs/equations.md §5).
 
 A reward model scores a whole (prompt, response) sequence, ``score(batch) -> (B,)``, so both
 models here train with minirl's :func:`~minirl.algos.reward_model.train_reward_model` under
-either objective of EQUATIONS.md §5 (Bradley-Terry, or classification):
+either objective of docs/equations.md §5 (Bradley-Terry, or classification):
 
     LMRewardModel          r(x, y) = w . h_L(x, y)[last real token] + b: a causal-LM backbone
                            (fine-tuned) with a scalar linear head on the final hidden state of
@@ -10,7 +10,7 @@ either objective of EQUATIONS.md §5 (Bradley-Terry, or classification):
     frozen_linear_reward_model
                            r(x, y) = w . phi(x, y), phi = [sum of a *frozen* LM's final hidden
                            states over the response, 1] (:class:`FrozenLMFeatures`): minirl's
-                           LinearRewardModel, "BT regression on embeddings" (EQUATIONS.md §5).
+                           LinearRewardModel, "BT regression on embeddings" (docs/equations.md §5).
 
 Training a transformer full-batch is slow (one step over 1000 pairs costs ~15 minibatch steps
 of 64 pairs), so minirl's trainer takes ``RewardModelConfig(batch_size=...)``; the linear model
@@ -55,7 +55,7 @@ def sequence_ids(batch: TrajectoryBatch) -> Tensor:
     """The scored sequences, (B, P + T): prompt columns of ``obs``, then ``actions`` with [PAD] off the mask.
 
     Reading the response from ``actions`` (not ``obs``) scores exactly the labelled pair, and
-    makes whatever sits past the mask irrelevant (EQUATIONS.md §5: r(x, y) of the pair).
+    makes whatever sits past the mask irrelevant (docs/equations.md §5: r(x, y) of the pair).
     """
     P = batch.obs.shape[1] - batch.horizon
     if batch.obs.ndim != 2 or P < 0:
@@ -100,7 +100,7 @@ def _hidden_size(model: nn.Module) -> int:
 
 
 class LMRewardModel(nn.Module):
-    """r(x, y) = w . h(x, y) + b, h the backbone's final hidden state at the last real token (EQUATIONS.md §5).
+    """r(x, y) = w . h(x, y) + b, h the backbone's final hidden state at the last real token (docs/equations.md §5).
 
     The backbone is trained with the head (a fine-tuned reward model). It stays in eval mode,
     as in LMPolicy: the presets have no dropout, and a score must not depend on a mask draw.
@@ -140,7 +140,7 @@ class LMRewardModel(nn.Module):
         return h[torch.arange(len(last), device=self.device), last]
 
     def score(self, batch: TrajectoryBatch) -> Tensor:
-        """r(x, y) for each of the B sequences, (B,) on ``self.device`` (EQUATIONS.md §5)."""
+        """r(x, y) for each of the B sequences, (B,) on ``self.device`` (docs/equations.md §5)."""
         return self.head(self.hidden(batch)).squeeze(-1)
 
     @property
@@ -152,7 +152,7 @@ class LMRewardModel(nn.Module):
 class FrozenLMFeatures:
     """phi(x, y) = [sum_t h_t(x, y), 1]: a frozen LM's final hidden states summed over the response tokens.
 
-    The features a linear reward model reads (EQUATIONS.md §5, BT regression on embeddings).
+    The features a linear reward model reads (docs/equations.md §5, BT regression on embeddings).
     Why a sum over the response: then w . phi = sum_t w . h_t is a per-token reward linear in
     each position's hidden state, summed -- the additive form of the markov gold reward
     (R = sum_t r(y_{t-1}, y_t), a sentiment per word and a cost per token). The last real
@@ -205,7 +205,7 @@ class FrozenLMFeatures:
 
 
 def frozen_linear_reward_model(model: nn.Module | LMPolicy, device: str = "auto") -> LinearRewardModel:
-    """r(x, y) = w . phi(x, y) on :class:`FrozenLMFeatures` of ``model`` (EQUATIONS.md §5); w starts at 0.
+    """r(x, y) = w . phi(x, y) on :class:`FrozenLMFeatures` of ``model`` (docs/equations.md §5); w starts at 0.
 
     Only w (H + 1 numbers, on the CPU) is trained; train it full-batch (the features of the two
     preference batches are then computed once).
@@ -246,7 +246,7 @@ def pair_accuracy(score_chosen: Tensor, score_rejected: Tensor, gold_chosen: Ten
 
 def gold_accuracy(model: nn.Module, prefs: Preferences,
                   gold_reward: Callable[[TrajectoryBatch], Tensor] | None = None) -> float:
-    """Held-out preference accuracy against the noiseless gold ordering (EQUATIONS.md §5).
+    """Held-out preference accuracy against the noiseless gold ordering (docs/equations.md §5).
 
     Each pair is ordered by the gold reward, whatever its (possibly flipped) label says; the
     accuracy is the share of pairs where the model's score orders them the same way, a tie in
@@ -262,7 +262,7 @@ def gold_accuracy(model: nn.Module, prefs: Preferences,
 
 def gold_correlation(model: nn.Module, batch: TrajectoryBatch,
                      gold_reward: Callable[[TrajectoryBatch], Tensor] | None = None) -> float:
-    """Pearson correlation of r(x, y) with the gold reward over the B sequences of ``batch`` (EQUATIONS.md §5).
+    """Pearson correlation of r(x, y) with the gold reward over the B sequences of ``batch`` (docs/equations.md §5).
 
     Both BT (a shift) and the classification objective (a monotone, not affine, calibration)
     leave the scale of r free, so the correlation, not the error, is the comparable number.
@@ -283,7 +283,7 @@ def gold_slope(model: nn.Module, batch: TrajectoryBatch,
     identifies r only up to a per-prompt shift. With labels drawn as P(y1 > y2) = sigmoid(R1 - R2)
     a perfect BT fit has slope 1; an RM that is right in direction but too flat has slope s < 1, and
     maximising E[r] - beta KL against it is, to first order, maximising E[R] - (beta / s) KL: the
-    policy stops at pi*_{beta/s}, short of pi*_beta (EQUATIONS.md §6). Meaningless for the
+    policy stops at pi*_{beta/s}, short of pi*_beta (docs/equations.md §6). Meaningless for the
     classification objective, whose scale is not tied to the labels' model. NaN if the gold reward
     does not vary within any prompt. ``gold_reward`` defaults to ``batch.info["gold_reward"]``.
     """
@@ -304,7 +304,7 @@ def gold_slope(model: nn.Module, batch: TrajectoryBatch,
 
 def evaluate_reward_model(model: nn.Module, task, policy=None, n_pairs: int = 1000, n_samples: int = 1000,
                           seed: int = 12345) -> dict[str, float]:
-    """Held-out metrics of a reward model on ``task`` (EQUATIONS.md §5); a flat dict.
+    """Held-out metrics of a reward model on ``task`` (docs/equations.md §5); a flat dict.
 
     ``eval/accuracy``: :func:`gold_accuracy` on ``n_pairs`` fresh noiseless pairs from ``policy``;
     ``eval/correlation``: :func:`gold_correlation` on ``n_samples`` fresh samples of ``policy``.

@@ -1,4 +1,4 @@
-"""The library's one currency: a padded batch of trajectories (ARCHITECTURE.md).
+"""The library's one currency: a padded batch of trajectories (docs/concepts.md).
 
 Every algorithm consumes and produces a :class:`TrajectoryBatch`: B trajectories
 padded to T steps with a mask. The same type carries a tabular rollout, a
@@ -162,7 +162,7 @@ class TrajectoryBatch:
 
 @dataclass(frozen=True)
 class Preferences:
-    """Pairs of trajectories where ``chosen[i]`` was preferred to ``rejected[i]`` (EQUATIONS.md §5).
+    """Pairs of trajectories where ``chosen[i]`` was preferred to ``rejected[i]`` (docs/equations.md §5).
 
     Attributes:
         chosen, rejected: TrajectoryBatches with the same B (for tokens: the same prompt in row i).

@@ -1,4 +1,4 @@
-"""Discriminators for adversarial imitation (seed eq. 3; EQUATIONS.md §4).
+"""Discriminators for adversarial imitation (seed eq. 3; docs/equations.md §4).
 
 A discriminator returns a *logit* h for each step of a trajectory batch; D = sigma(h) is its
 belief that the step came from the demonstrations (label 1). The reward shown to the policy is a
@@ -11,7 +11,7 @@ function of h only (:mod:`minirl.divergences`), so the two kinds below plug into
 
 A sequence-level discriminator judges whole episodes, not steps: on a language model's token MDP
 the episode is the response y to a prompt x, and D(y|x) compares the *sequence* distributions
-d^beta(y|x) and d^pi(y|x) directly (EQUATIONS.md §7). Its reward is paid once, at the episode's
+d^beta(y|x) and d^pi(y|x) directly (docs/equations.md §7). Its reward is paid once, at the episode's
 last step.
 
 AIRL's D = e^f / (e^f + pi(a|s)) is a logistic discriminator with logit f - log pi. At the optimum

@@ -1,4 +1,4 @@
-"""f-divergences and the imitation rewards derived from them (seed eq. 2-4, Table 4; EQUATIONS.md §4).
+"""f-divergences and the imitation rewards derived from them (seed eq. 2-4, Table 4; docs/equations.md §4).
 
     D_f(P || Q) = sum_x Q(x) f(P(x) / Q(x)),   f convex, f(1) = 0
 
@@ -90,7 +90,7 @@ DIVERGENCES: dict[str, FDivergence] = {
         reward=torch.exp,  # u (log u + 1) - u log u = u
     ),
 }
-"""Seed Table 4 (EQUATIONS.md §4). Add an f here and every trainer and oracle picks it up."""
+"""Seed Table 4 (docs/equations.md §4). Add an f here and every trainer and oracle picks it up."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class RewardRule:
 
 
 REWARD_RULES: dict[str, RewardRule] = {
-    **{name: RewardRule(name, name, d.reward, "derived: r(h) = u f'(u) - f(u), EQUATIONS.md §4")
+    **{name: RewardRule(name, name, d.reward, "derived: r(h) = u f'(u) - f(u), docs/equations.md §4")
        for name, d in DIVERGENCES.items()},
     "gail_minus_log1m_d": RewardRule("gail_minus_log1m_d", "gail", F.softplus,
                                      "-log(1 - D), the `imitation` library's GAIL"),

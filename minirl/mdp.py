@@ -5,7 +5,7 @@ without R (seed §2.3): the learner sees behaviour, not reward. Everything here
 is exact linear algebra on small tables, in numpy, so it can serve as the
 answer key for the learning algorithms elsewhere in the library.
 
-Symbols (EQUATIONS.md §1):
+Symbols (docs/equations.md §1):
     P[s, a, s']   transition probabilities, shape (S, A, S)
     R[s, a]       expected reward, shape (S, A); ``None`` for an MDP\\R
     rho0[s]       initial state distribution, shape (S,)
@@ -184,11 +184,11 @@ class TabularMDP:
 
 
 # ----------------------------------------------------------------------------
-# Exact solvers (EQUATIONS.md §1)
+# Exact solvers (docs/equations.md §1)
 # ----------------------------------------------------------------------------
 
 def policy_evaluation(mdp: TabularMDP, pi: np.ndarray, R: np.ndarray | None = None) -> np.ndarray:
-    """V^pi = (I - gamma P_pi)^{-1} r_pi, by one linear solve (EQUATIONS.md §1).
+    """V^pi = (I - gamma P_pi)^{-1} r_pi, by one linear solve (docs/equations.md §1).
 
     Args:
         mdp: the MDP (gamma < 1).
@@ -300,10 +300,10 @@ def soft_value_iteration(
 ) -> SoftSolution:
     """Soft (maximum-entropy / KL-regularised) value iteration.
 
-    Without a prior (EQUATIONS.md §1): Q = R + gamma P V, V = alpha log sum_a exp(Q/alpha),
+    Without a prior (docs/equations.md §1): Q = R + gamma P V, V = alpha log sum_a exp(Q/alpha),
     pi(a|s) = exp((Q - V)/alpha).
     Terminal states (``mdp.terminal``) have V = 0: the episode stops there.
-    With a prior pi_ref (EQUATIONS.md §6, with alpha = beta): V = alpha log sum_a pi_ref(a|s)
+    With a prior pi_ref (docs/equations.md §6, with alpha = beta): V = alpha log sum_a pi_ref(a|s)
     exp(Q/alpha) and pi = pi_ref exp((Q - V)/alpha), the optimum of reward minus alpha KL(pi || pi_ref).
 
     Args:
@@ -365,7 +365,7 @@ def state_distributions(mdp: TabularMDP, pi: np.ndarray, horizon: int) -> np.nda
 
 
 def occupancy_measure(mdp: TabularMDP, pi: np.ndarray, horizon: int | None = None) -> np.ndarray:
-    """Unnormalised discounted state-action occupancy rho(s, a), shape (S, A) (EQUATIONS.md §1).
+    """Unnormalised discounted state-action occupancy rho(s, a), shape (S, A) (docs/equations.md §1).
 
     Infinite horizon (``horizon=None``, gamma < 1): d^T = rho0^T (I - gamma P_pi)^{-1},
     rho(s, a) = d(s) pi(a|s); sums to 1 / (1 - gamma).

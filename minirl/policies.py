@@ -1,6 +1,6 @@
 """Policies: one protocol over the trajectory batch, several implementations.
 
-A policy is anything that can (ARCHITECTURE.md, "The currency"):
+A policy is anything that can (docs/concepts.md):
     log_prob(batch) -> (B, T)   log pi(a_t | s_t) of the batch's actions, in one call,
                                 zero on padded steps; the sequence log-prob is its masked sum
     entropy(batch)  -> (B, T)   H(pi(. | s_t)), zero on padded steps
@@ -269,7 +269,7 @@ class MixturePolicy(nn.Module):
 
 
 # ----------------------------------------------------------------------------
-# Continuous actions and value functions (actor-critic methods, EQUATIONS.md §6)
+# Continuous actions and value functions (actor-critic methods, docs/equations.md §6)
 # ----------------------------------------------------------------------------
 
 def _check_hidden(hidden: tuple[int, ...]) -> tuple[int, ...]:

@@ -1,4 +1,4 @@
-"""The Markov task's exact answer key (EQUATIONS.md §6): the forward recursion against brute-force
+"""The Markov task's exact answer key (docs/equations.md §6): the forward recursion against brute-force
 enumeration, the identity KL(pi* || pi_ref) = E[R]/beta - E log Z, the frontier as an upper bound,
 and Monte-Carlo estimates within their standard errors."""
 

@@ -1,4 +1,4 @@
-"""Best-of-N: the exact distribution and KL against the bound and against Monte-Carlo (EQUATIONS.md §6)."""
+"""Best-of-N: the exact distribution and KL against the bound and against Monte-Carlo (docs/equations.md §6)."""
 
 import math
 

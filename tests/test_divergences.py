@@ -1,4 +1,4 @@
-"""The f-divergence family against closed forms, and the gradient oracle of EQUATIONS.md §4.
+"""The f-divergence family against closed forms, and the gradient oracle of docs/equations.md §4.
 
 The oracle: in a tabular MDP, autograd through the exact occupancy measure gives
 grad_theta D_f(rho_demo || rho_pi); the policy gradient of the return under r(h*) must be its

@@ -1,4 +1,4 @@
-"""DPO against hand-computed values and against the exact KL-regularised optimum (EQUATIONS.md §6)."""
+"""DPO against hand-computed values and against the exact KL-regularised optimum (docs/equations.md §6)."""
 
 import itertools
 import math

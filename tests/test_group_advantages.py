@@ -1,4 +1,4 @@
-"""REINFORCE / RLOO / GRPO advantages against their definitions (EQUATIONS.md §6)."""
+"""REINFORCE / RLOO / GRPO advantages against their definitions (docs/equations.md §6)."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Best-of-N, RAFT and over-optimisation on the Markov task (EQUATIONS.md §6, §8; seed §4.4-4.5).
+"""Best-of-N, RAFT and over-optimisation on the Markov task (docs/equations.md §6, §8; seed §4.4-4.5).
 
 Oracles: exact pi_BoN by enumeration against log N - (N-1)/N and against sampled Best-of-N; the
 pooled (unbiased) Best-of-N estimator against exhaustive subsets and against the exact curve; the

@@ -1,4 +1,4 @@
-"""Reward models on language models (EQUATIONS.md §5): oracles on the markov task, pooling, refusals."""
+"""Reward models on language models (docs/equations.md §5): oracles on the markov task, pooling, refusals."""
 
 import math
 import time

@@ -1,6 +1,6 @@
 """Tests for minirl.mdp: every solver is checked against an independent oracle.
 
-Oracles used (EQUATIONS.md §1 and §6): brute force over all deterministic policies, plain
+Oracles used (docs/equations.md §1 and §6): brute force over all deterministic policies, plain
 iterative evaluation, the Bellman flow constraint and the occupancy/value duality, Monte-Carlo
 rollouts, the entropy-regularised evaluation of the soft policy, enumeration of all action
 sequences for the KL-regularised finite-horizon optimum, closed-form CliffWalking values and
@@ -263,7 +263,7 @@ def _deterministic_mdp_with_prior(gamma: float):
 
 @pytest.mark.parametrize("alpha", [0.5, 2.0])
 def test_soft_value_iteration_finite_horizon_matches_enumeration(alpha):
-    """EQUATIONS.md §6 (gamma = 1): V_0(s0) = alpha log sum_traj pi_ref(traj) exp(sum_t r_t / alpha),
+    """docs/equations.md §6 (gamma = 1): V_0(s0) = alpha log sum_traj pi_ref(traj) exp(sum_t r_t / alpha),
     and the time-indexed soft policy samples traj with probability pi_ref(traj) exp(G/alpha) / Z."""
     T, gamma = 4, 1.0
     mdp, nxt, prior = _deterministic_mdp_with_prior(gamma)

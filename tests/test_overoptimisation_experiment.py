@@ -1,4 +1,4 @@
-"""The reward over-optimisation experiment (llmtrack.experiments.overoptimisation; EQUATIONS.md §8).
+"""The reward over-optimisation experiment (llmtrack.experiments.overoptimisation; docs/equations.md §8).
 
 What is tested is math and structure, not one seed's outcome: the annotator's labels follow its rule;
 the exact optimum of the idealised proxy has the shape the design rests on (an interior gold peak with

@@ -1,4 +1,4 @@
-"""PPO (EQUATIONS.md §6): GAE against a loop oracle, the losses against hand-computed numbers,
+"""PPO (docs/equations.md §6): GAE against a loop oracle, the losses against hand-computed numbers,
 the Gaussian policy against torch.distributions, the fragment collector against the envs' own
 rules, tabular PPO against value iteration, CartPole to 500, determinism and input errors."""
 
@@ -36,7 +36,7 @@ from minirl.rollout import collect_fragments
 # -- GAE ---------------------------------------------------------------------
 
 def gae_oracle(r, v, nv, end, mask, gamma, lam):
-    """The recursion of EQUATIONS.md §6 in plain Python, one step at a time."""
+    """The recursion of docs/equations.md §6 in plain Python, one step at a time."""
     B, T = len(r), len(r[0])
     A = [[0.0] * T for _ in range(B)]
     for b in range(B):
@@ -281,7 +281,7 @@ def test_gaussian_policy_labels_with_its_mean_action():
 
 @pytest.mark.parametrize("estimator", ["reinforce", "rloo", "grpo"])
 def test_monte_carlo_estimators_reach_the_kl_regularised_optimum_of_a_bandit(estimator):
-    """On a K-armed bandit with reward r - beta (log pi_old - log pi_ref) (EQUATIONS.md §6), PPO's
+    """On a K-armed bandit with reward r - beta (log pi_old - log pi_ref) (docs/equations.md §6), PPO's
     update with each Monte-Carlo advantage, fed by a batch source, converges to
     pi* = pi_ref exp(r / beta) / Z -- the same fixed point, another estimator."""
     r = torch.tensor([1.0, 0.5, 0.0, -0.5])

@@ -1,4 +1,4 @@
-"""Reward models from preferences: closed forms and recovery of a known reward (EQUATIONS.md §5)."""
+"""Reward models from preferences: closed forms and recovery of a known reward (docs/equations.md §5)."""
 
 import math
 

@@ -2,9 +2,9 @@
 
     answer_key        exact E[R], KL(pi || pi_ref), KL(pi || pi*) of bigram policies on the Markov task,
                       the optimal reward-KL frontier, brute-force enumeration, Monte-Carlo estimates
-                      for any sampling policy (EQUATIONS.md §6)
-    best_of_n         exact Best-of-N on enumerable instances, sampled Best-of-N, RAFT (EQUATIONS.md §6)
-    overoptimisation  Gao et al.'s fits, the pooled Best-of-N curve, the ensemble scorer (EQUATIONS.md §8)
+                      for any sampling policy (docs/equations.md §6)
+    best_of_n         exact Best-of-N on enumerable instances, sampled Best-of-N, RAFT (docs/equations.md §6)
+    overoptimisation  Gao et al.'s fits, the pooled Best-of-N curve, the ensemble scorer (docs/equations.md §8)
     plots             the figures (imported on demand; matplotlib stays out of the algorithms)
 """
 

@@ -1,6 +1,6 @@
 """The exact answer key of the Markov task: reward and KL of any bigram policy, and the optimal frontier.
 
-Symbols (EQUATIONS.md §6; seed §4.4). A prompt x = [BOS, w0] is drawn from rho0; a policy pi_t(a | prev)
+Symbols (docs/equations.md §6; seed §4.4). A prompt x = [BOS, w0] is drawn from rho0; a policy pi_t(a | prev)
 reads the previous token and the step t (a :class:`~llmtrack.tasks.markov.BigramPolicy` table); the
 gold reward is R(x, y) = sum_t r(y_{t-1}, y_t) with y_{-1} = w0; [EOS] ends the response; at most T tokens.
 
@@ -11,7 +11,7 @@ Forward recursion over (prev token, t). With d_0(s | x) = 1[s = w0] and [EOS] ab
     d_{t+1}(a | x)         = sum_s d_t(s | x) pi_t(a|s)   for a != [EOS],   d_{t+1}([EOS] | x) = 0
 
 The second line is the chain rule of the KL between the two sequence distributions
-d^pi(y|x) = prod_t pi_t(y_t | y_{t-1}) (EQUATIONS.md §2, eq. 5-6) and d^q; averaged over rho0 it is
+d^pi(y|x) = prod_t pi_t(y_t | y_{t-1}) (docs/equations.md §2, eq. 5-6) and d^q; averaged over rho0 it is
 KL(pi || q) as every other module reports it (an expectation over prompts of a per-prompt KL).
 With q = pi_ref this is the KL of the RLHF objective; with q = pi*_beta the distance to the optimum.
 
@@ -19,7 +19,7 @@ The optimum pi*_beta ∝ pi_ref exp(R / beta) satisfies log pi*/pi_ref = R/beta 
 
     KL(pi*_beta || pi_ref) = E_{pi*}[R] / beta - E_x log Z(x)                           (identity I)
 
-and for every policy pi and every beta > 0 (the optimum maximises E[R] - beta KL, EQUATIONS.md §6)
+and for every policy pi and every beta > 0 (the optimum maximises E[R] - beta KL, docs/equations.md §6)
 
     E_pi[R] - beta KL(pi || pi_ref) <= beta E_x log Z(x)                                  (bound II)
 
@@ -117,7 +117,7 @@ def _forward(task: MarkovTask, pi: np.ndarray, q: np.ndarray | None) -> tuple[np
 
 
 def expected_gold_reward(task: MarkovTask, policy, per_prompt: bool = False) -> float | np.ndarray:
-    """E_{x ~ rho0, y ~ pi}[R(x, y)] exactly (module docstring; EQUATIONS.md §6); (X,) if ``per_prompt``."""
+    """E_{x ~ rho0, y ~ pi}[R(x, y)] exactly (module docstring; docs/equations.md §6); (X,) if ``per_prompt``."""
     pi = policy_table(task, policy)
     reward, _ = _forward(task, pi, None)
     return reward if per_prompt else float(reward @ _prompt_states(task)[1])
@@ -136,7 +136,7 @@ def exact_kl(task: MarkovTask, policy, other=None, per_prompt: bool = False) -> 
 
 
 def kl_to_optimum(task: MarkovTask, policy, beta: float | None = None) -> float:
-    """KL(pi || pi*_beta), pi*_beta ∝ pi_ref exp(R / beta) (EQUATIONS.md §6); beta defaults to the task's."""
+    """KL(pi || pi*_beta), pi*_beta ∝ pi_ref exp(R / beta) (docs/equations.md §6); beta defaults to the task's."""
     task = _check_task(task)
     return exact_kl(task, policy, task.optimal_policy(beta))
 
@@ -144,7 +144,7 @@ def kl_to_optimum(task: MarkovTask, policy, beta: float | None = None) -> float:
 def optimal_frontier(task: MarkovTask, betas: Sequence[float]) -> list[dict[str, float]]:
     """The exact optimum's (KL, gold reward) for each beta: rows {beta, gold_reward, kl_to_ref, log_partition}.
 
-    pi*_beta from soft value iteration with prior pi_ref (``task.optimal_policy``, EQUATIONS.md §6);
+    pi*_beta from soft value iteration with prior pi_ref (``task.optimal_policy``, docs/equations.md §6);
     ``log_partition`` = E_x log Z(x). No method's point can lie above this curve (bound II, module
     docstring). Both gold reward and KL decrease as beta grows.
     """

@@ -1,4 +1,4 @@
-"""Best-of-N and RAFT on token tasks (seed §4.4; EQUATIONS.md §6).
+"""Best-of-N and RAFT on token tasks (seed §4.4; docs/equations.md §6).
 
 Best-of-N: draw N responses y_1..y_N ~ pi(. | x), keep the one a scorer ranks highest. Over a finite
 response space with reference probabilities p(y) = pi_ref(y | x) and the scorer's order, the policy
@@ -97,7 +97,7 @@ def best_of_n_distributions(task: MarkovTask, n: int, scorer: Any = None,
                             base=None) -> list[tuple[TrajectoryBatch, Tensor, Tensor]]:
     """For each prompt in rho0's support: (every response, p = pi_ref(y|x), q = pi_BoN(y|x)), float64 (B,).
 
-    pi_BoN(y|x) = F(y)^N - F(y-)^N over the responses ranked by ``scorer`` (EQUATIONS.md §6); ``base``
+    pi_BoN(y|x) = F(y)^N - F(y-)^N over the responses ranked by ``scorer`` (docs/equations.md §6); ``base``
     (default ``task.base``) is the policy the N responses are drawn from.
     """
     task = _check_task(task)
@@ -162,7 +162,7 @@ def select_best(pool: TrajectoryBatch, scores: Tensor, n: int) -> Tensor:
 
 def generate_best_of_n(policy: Policy, task: Task, prompts: Sequence[Sequence[int]] | int, n: int,
                        scorer: Any = None, generator: torch.Generator | int | None = None) -> TrajectoryBatch:
-    """Sampled Best-of-N (EQUATIONS.md §6): N responses per prompt, the scorer's best kept.
+    """Sampled Best-of-N (docs/equations.md §6): N responses per prompt, the scorer's best kept.
 
     Args:
         policy: any sampling policy (an LMPolicy, a task's exact policy).
@@ -194,7 +194,7 @@ def generate_best_of_n(policy: Policy, task: Task, prompts: Sequence[Sequence[in
 
 @dataclass(frozen=True)
 class RAFTConfig:
-    """Hyperparameters of RAFT / iterative Best-of-N fine-tuning (EQUATIONS.md §6, Dong et al. 2023)."""
+    """Hyperparameters of RAFT / iterative Best-of-N fine-tuning (docs/equations.md §6, Dong et al. 2023)."""
 
     n_rounds: int = 4
     """Rounds of (sample, select, fine-tune)."""
@@ -219,7 +219,7 @@ class RAFTConfig:
 
 def train_raft(policy: Policy, task: Task, scorer: Any = None,
                config: RAFTConfig = RAFTConfig()) -> dict[str, list[float]]:
-    """RAFT (EQUATIONS.md §6 "Iterative tuning / RAFT"): fine-tune ``policy`` in place on its own best samples.
+    """RAFT (docs/equations.md §6 "Iterative tuning / RAFT"): fine-tune ``policy`` in place on its own best samples.
 
     Each round: draw ``prompts_per_round`` prompts, N samples each from the current policy
     (:func:`generate_best_of_n`), keep the scorer's best, and run :func:`minirl.algos.bc.train_bc`

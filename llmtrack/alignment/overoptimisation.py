@@ -1,4 +1,4 @@
-"""Reward over-optimisation: Best-of-N against a proxy, measured with the gold reward (seed §4.5; EQUATIONS.md §8).
+"""Reward over-optimisation: Best-of-N against a proxy, measured with the gold reward (seed §4.5; docs/equations.md §8).
 
 Gao et al. (2023) optimise a policy against a *proxy* reward model and watch a held-out *gold*
 reward. With d = sqrt(KL(pi || pi_ref)) and R measured relative to pi_ref (R(0) = 0):
@@ -19,7 +19,7 @@ element is the rank-i sample with probability
 so sum_i w_i(N) g_(i) is an unbiased estimate of E_{pi_BoN(N)}[g] for any g (gold or proxy),
 using every subset of the pool at once instead of M / N disjoint ones (:func:`pool_best_of_n`, for
 any values of the pool's samples ranked by any scores). The KL of each N is the
-analytic log N - (N - 1)/N (its bound, tight when no response is likely; EQUATIONS.md §6). On
+analytic log N - (N - 1)/N (its bound, tight when no response is likely; docs/equations.md §6). On
 an instance small enough to enumerate, :func:`llmtrack.alignment.best_of_n.exact_best_of_n`
 gives the exact KL and rewards instead.
 
@@ -66,7 +66,7 @@ def _gao_features(d: np.ndarray, form: str) -> np.ndarray:
 
 
 class GaoFit(NamedTuple):
-    """A least-squares fit of EQUATIONS.md §8: R(d) = d (alpha - beta d) ("bon") or d (alpha - beta log d) ("rl")."""
+    """A least-squares fit of docs/equations.md §8: R(d) = d (alpha - beta d) ("bon") or d (alpha - beta log d) ("rl")."""
 
     alpha: float
     beta: float
@@ -80,7 +80,7 @@ class GaoFit(NamedTuple):
 
 
 def fit_gao(kl: Sequence[float], reward: Sequence[float], form: str = "bon") -> GaoFit:
-    """Fit Gao et al.'s form (EQUATIONS.md §8) by least squares; returns (alpha, beta, R^2, form).
+    """Fit Gao et al.'s form (docs/equations.md §8) by least squares; returns (alpha, beta, R^2, form).
 
     ``kl`` is KL(pi || pi_ref) >= 0 per point (d = sqrt(kl)); ``reward`` the gold (or proxy) reward
     relative to pi_ref (the forms pass through R(0) = 0: subtract the reference's reward first).
@@ -163,7 +163,7 @@ def pool_best_of_n(scores: Tensor, values: Mapping[str, Tensor], ns: Sequence[in
 
 def best_of_n_curve(policy: Policy, task: Task, proxy: Any, ns: Sequence[int], n_prompts: int = 32,
                     pool_size: int | None = None, seed: int = 0) -> list[dict[str, float]]:
-    """Best-of-N against ``proxy``, watched with the gold reward, for each N in ``ns`` (EQUATIONS.md §8).
+    """Best-of-N against ``proxy``, watched with the gold reward, for each N in ``ns`` (docs/equations.md §8).
 
     One pool of ``pool_size`` (default max(ns)) samples of ``policy`` for each of ``n_prompts``
     prompts; every N is estimated from the same pool with the unbiased weights of
@@ -233,7 +233,7 @@ def bag_of_tokens(vocab_size: int):
 
 def bag_of_tokens_proxy(task: Task, prefs: Preferences, config: RewardModelConfig = RewardModelConfig(),
                         bootstrap: int | None = None) -> LinearRewardModel:
-    """A proxy reward r(y) = w . counts(y) (EQUATIONS.md §5) fitted to ``prefs`` with minirl's trainer.
+    """A proxy reward r(y) = w . counts(y) (docs/equations.md §5) fitted to ``prefs`` with minirl's trainer.
 
     ``bootstrap`` (a seed) resamples the pairs with replacement first: members of an ensemble that
     see different data (a linear model from w = 0 with full-batch Adam is otherwise deterministic).

@@ -1,10 +1,10 @@
 """Figures of the alignment experiments. They read result rows only (matplotlib imported inside).
 
-    optimal_frontier_figure      gold reward vs KL(pi || pi_ref): the exact optimum's curve (EQUATIONS.md §6)
+    optimal_frontier_figure      gold reward vs KL(pi || pi_ref): the exact optimum's curve (docs/equations.md §6)
                                  with any methods' points under it
-    best_of_n_kl_figure          KL(pi_BoN || pi_ref) vs N against log N - (N - 1)/N (EQUATIONS.md §6)
+    best_of_n_kl_figure          KL(pi_BoN || pi_ref) vs N against log N - (N - 1)/N (docs/equations.md §6)
     overoptimisation_figure      proxy and gold reward vs d = sqrt(KL) with Gao et al.'s fitted curves
-                                 (EQUATIONS.md §8)
+                                 (docs/equations.md §8)
     overoptimisation_experiment_figure, overoptimisation_sweep_figure
                                  the over-optimisation experiment: one seed's curves; every seed's gold curves
 """
@@ -49,7 +49,7 @@ def optimal_frontier_figure(frontier: Sequence[Mapping[str, float]],
         gk = "gold_reward" if all("gold_reward" in r for r in rows) else "gold"
         ax.plot(_column(rows, kk, name), _column(rows, gk, name), "o--", ms=4, label=name)
     ax.set(xlabel=r"KL($\pi$ || $\pi_{ref}$) (nats)", ylabel="expected gold reward",
-           title="reward-KL frontier (EQUATIONS.md §6)")
+           title="reward-KL frontier (docs/equations.md §6)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -78,7 +78,7 @@ def best_of_n_kl_figure(rows: Sequence[Mapping[str, float]]) -> "Figure":
 def overoptimisation_figure(rows: Sequence[Mapping[str, float]], gold_fit: "GaoFit | None" = None,
                             proxy_fit: "GaoFit | None" = None, gold_key: str = "gold",
                             proxy_key: str = "proxy") -> "Figure":
-    """Proxy and gold reward vs d = sqrt(KL) (Gao et al. 2023; EQUATIONS.md §8): rows with "kl" and the
+    """Proxy and gold reward vs d = sqrt(KL) (Gao et al. 2023; docs/equations.md §8): rows with "kl" and the
     two reward keys (:func:`~llmtrack.alignment.overoptimisation.best_of_n_curve` rows, or
     :func:`~llmtrack.alignment.best_of_n.exact_best_of_n` rows with gold_key="gold_reward",
     proxy_key="proxy_reward"); fitted curves drawn where given. Two y-axes: the proxy's scale is its own."""
@@ -111,7 +111,7 @@ def overoptimisation_experiment_figure(result: Mapping) -> "Figure":
     score's gain (middle) and, where the rows have them, the uses of the annotator's spurious word per response
     (bottom) against d = sqrt(KL(pi || pi_0)); Best-of-N (left) and PPO (right), optimising the single proxy
     and the ensemble's mean - k std, and Best-of-N against the gold reward itself (grey, "oracle") where
-    present. Gao et al.'s fitted gold curves dashed (EQUATIONS.md §8).
+    present. Gao et al.'s fitted gold curves dashed (docs/equations.md §8).
     Gains are relative to pi_0 (N = 1, PPO step 0)."""
     import matplotlib.pyplot as plt
 
@@ -159,7 +159,7 @@ def overoptimisation_experiment_figure(result: Mapping) -> "Figure":
             axes[2, col].legend(fontsize=7)
         axes[-1, col].set(xlabel=r"$d = \sqrt{KL(\pi \,\|\, \pi_0)}$")
     seed = config.get("seed")
-    fig.suptitle("reward over-optimisation (Gao et al. 2023; EQUATIONS.md §8)"
+    fig.suptitle("reward over-optimisation (Gao et al. 2023; docs/equations.md §8)"
                  + (f", seed {seed}" if seed is not None else ""), fontsize=10)
     fig.tight_layout()
     return fig

@@ -1,7 +1,7 @@
 """Exposure bias on language models: SFT (BC) vs on-policy distillation (DAgger) at equal labelled data.
 
 The LLM version of :mod:`minirl.experiments.compounding_error` (seed §2.4, eq. 1, Theorems
-2.1 / 2.3; EQUATIONS.md §3, §7). A tiny base model is pre-trained on the task's base generator
+2.1 / 2.3; docs/equations.md §3, §7). A tiny base model is pre-trained on the task's base generator
 (:func:`llmtrack.pipelines.base.pretrain_base`); from it, with the same number N of
 expert-labelled sequences and the same number of BC updates,
     SFT     BC on N expert demonstrations (the expert's states only)

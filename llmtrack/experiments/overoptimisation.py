@@ -1,6 +1,6 @@
 """Reward over-optimisation on a language model: Best-of-N and PPO against a biased proxy, watched with the gold reward.
 
-Seed §4.5 and Fig. 2 after Gao et al. (2023); EQUATIONS.md §8. A policy is optimised against a *proxy*
+Seed §4.5 and Fig. 2 after Gao et al. (2023); docs/equations.md §8. A policy is optimised against a *proxy*
 reward model fitted to preferences, and the task's *gold* reward (never seen by the learner) is
 measured along the way, against d = sqrt(KL(pi || pi_0)):
 
@@ -325,7 +325,7 @@ def exact_proxy_optimum(config: OveroptimisationConfig, betas: Sequence[float]) 
     The idealised proxy is what the linear head approximates (module docstring): the gold reward plus the
     annotator's bonus paid per use of the spurious word, r_b(prev, a) = r(prev, a) + b 1[a = w_s]. On the
     markov language (state = previous token) its optimum against pi_ref is finite-horizon soft value
-    iteration with prior pi_ref (EQUATIONS.md §6; :meth:`~llmtrack.tasks.markov.MarkovTask.solve` with r_b),
+    iteration with prior pi_ref (docs/equations.md §6; :meth:`~llmtrack.tasks.markov.MarkovTask.solve` with r_b),
     pi_beta = argmax E[r_b] - beta KL(pi || pi_ref); a forward pass over the prompt distribution gives its
     exact expectations. No sampling, no learning: the shape of the curve in the proxy's form alone.
 

@@ -2,7 +2,7 @@
 
 Seed §4.1, take-away (2), after Sun et al. 2024b: the classification objective (y+ is class 1,
 y- class 0, each scored on its own) is order-consistent like Bradley-Terry and *more robust to
-annotation noise*. EQUATIONS.md §5:
+annotation noise*. docs/equations.md §5:
 
     BT               L = -E[log sigma(r(x, y+) - r(x, y-))]
     classification   L = -E[log sigma(r(x, y+)) + log sigma(-r(x, y-))] / 2
@@ -215,7 +215,7 @@ def run_reward_noise(config: RewardNoiseConfig = RewardNoiseConfig()) -> list[di
     """Run the sweep (module docstring); one row per (seed, noise, objective, head). Deterministic on the CPU.
 
     Each row: seed, noise, objective, head, flipped (the share of training labels actually
-    flipped), accuracy, correlation, correlation_expert (EQUATIONS.md §5; llmtrack.reward_model's
+    flipped), accuracy, correlation, correlation_expert (docs/equations.md §5; llmtrack.reward_model's
     ``gold_accuracy`` / ``gold_correlation``), train_s.
     """
     task = make_pipeline_task("markov")

@@ -1,4 +1,4 @@
-"""Pipelines: thin compositions of minirl's algorithms with llmtrack's world (ARCHITECTURE.md).
+"""Pipelines: thin compositions of minirl's algorithms with llmtrack's world (docs/concepts.md).
 
     base       pretrain_base: BC on the task's base generator, cached on disk
     imitation  sft (= minirl BC on demonstrations), distill (= minirl DAgger, the task's expert labelling

@@ -1,4 +1,4 @@
-"""Alignment from demonstrations (AfD; seed §4.3, Sun & van der Schaar 2024; EQUATIONS.md §7).
+"""Alignment from demonstrations (AfD; seed §4.3, Sun & van der Schaar 2024; docs/equations.md §7).
 
 SFT on demonstrations minimises the *forward* KL(d^beta || d^pi) -- mass-covering. AfD minimises
 the *reverse* KL(d^pi || d^beta) -- mode-seeking -- with a discriminator between demonstrations

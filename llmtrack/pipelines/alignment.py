@@ -1,5 +1,5 @@
 """The alignment pipeline: base -> SFT -> reward model -> {DPO, PPO, GRPO, AfD, best-of-N}, scored
-against the Markov task's exact optimum (seed §3-4; EQUATIONS.md §5-7).
+against the Markov task's exact optimum (seed §3-4; docs/equations.md §5-7).
 
 The answer key is pi*_beta = pi_ref exp(r / beta) / Z at the task's beta (exact, from soft value
 iteration). Every method is measured the same way on its own samples

@@ -1,12 +1,12 @@
 """A tiny base model: "pre-training" = behaviour cloning on the task's base generator.
 
-    theta_base = argmax_theta E_{(s, a) ~ base corpus} log pi_theta(a | s)       (EQUATIONS.md §3, BC)
+    theta_base = argmax_theta E_{(s, a) ~ base corpus} log pi_theta(a | s)       (docs/equations.md §3, BC)
 
 The base generator (``task.base``) plays the role of the web: a broad, sloppy distribution
 over the task's language. Fitting it with minirl's :func:`~minirl.algos.bc.train_bc`
 (minibatched) is next-token pre-training on that corpus; nothing here is a second trainer.
 
-The result is cached on disk (ARCHITECTURE.md, "Models and devices"): ``save_model``
+The result is cached on disk (docs/concepts.md): ``save_model``
 (atomic) into ``<cache root>/base/<key>``, where the key is a hash of everything that
 determines the weights -- the task (name and constructor arguments), a digest of the
 corpus itself (so any change to the base generator or its seeding is a new key), the model

@@ -1,4 +1,4 @@
-"""Evaluating a language policy against its task's exact expert (seed §2.4, §4.3; EQUATIONS.md §2, §3, §7).
+"""Evaluating a language policy against its task's exact expert (seed §2.4, §4.3; docs/equations.md §2, §3, §7).
 
 All measurements read the expert's *exact* token probabilities pi*(a | s) (``task.expert``):
 
@@ -13,7 +13,7 @@ mistakes vs list length (sort) -- seed eq. 1 on tokens,
     grouped by the number n of digits to sort (the horizon is n + 1): the LLM version of the
     compounding-error picture of :mod:`minirl.experiments.compounding_error` (whose
     ``count_mistakes`` does the counting).
-forward / reverse KL of completed generations (EQUATIONS.md §2, eq. 5-6 and §7), Monte-Carlo
+forward / reverse KL of completed generations (docs/equations.md §2, eq. 5-6 and §7), Monte-Carlo
 with exact log-probs on both sides, d(y | x) = prod_t pi(y_t | x, y_<t):
     forward  KL(d^beta || d^pi) = E_{x ~ rho0, y ~ pi*} [log d^beta(y|x) - log d^pi(y|x)]  (mass covering)
     reverse  KL(d^pi || d^beta) = E_{x ~ rho0, y ~ pi}  [log d^pi(y|x) - log d^beta(y|x)]   (mode seeking)

@@ -1,4 +1,4 @@
-"""SFT and on-policy distillation: minirl's BC and DAgger on the token MDP (seed §2.4; EQUATIONS.md §3).
+"""SFT and on-policy distillation: minirl's BC and DAgger on the token MDP (seed §2.4; docs/equations.md §3).
 
     SFT          pi_SFT = argmax_pi E_{(s, a) ~ D_demo} log pi(a | s)      = minirl.algos.bc.train_bc
                  on ``task.demonstrations`` (prompt positions are outside the mask)

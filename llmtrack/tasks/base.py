@@ -1,21 +1,21 @@
 """What every toy task shares: exact policies on token contexts, and the data generators.
 
-A task (ARCHITECTURE.md, "Toy languages that can be solved exactly") is a prompt
+A task (docs/concepts.md) is a prompt
 distribution rho0, an **expert** whose token probabilities are known exactly, a **base**
 generator (what a tiny base model is pre-trained on), and a **gold reward** kept for
 evaluation (learners never see it). From these, shared code here makes:
 
-    demonstrations(n, seed)   expert samples: D_demo for BC / SFT (EQUATIONS.md §3)
+    demonstrations(n, seed)   expert samples: D_demo for BC / SFT (docs/equations.md §3)
     base_corpus(n, seed)      base-generator samples: the "pre-training" corpus
     preferences(n, noise, seed)
         two responses per prompt from a sampling policy (default: the base generator),
-        labelled by Bradley-Terry on the gold reward (EQUATIONS.md §5):
+        labelled by Bradley-Terry on the gold reward (docs/equations.md §5):
             P(a > b | x) = sigma((r(x, a) - r(x, b)) / temperature),
         temperature = 0 meaning "the higher gold reward wins"; then each label is flipped
         with probability ``noise``. A pair with identical responses or equal gold rewards
         carries no preference: it is dropped and a fresh prompt and pair are drawn, so pairs
         follow rho0(x) pi(y_a|x) pi(y_b|x) conditioned on the pair being informative.
-    token_mdp(...)            the token MDP of seed §2.2 (EQUATIONS.md §2) over a finite
+    token_mdp(...)            the token MDP of seed §2.2 (docs/equations.md §2) over a finite
                               prompt support, optionally with the gold reward plugged in.
 
 All batches use llmtrack's token layout (llmtrack.policy): obs (B, P + T) = left-[PAD]-padded
@@ -243,7 +243,7 @@ class Task(ABC):
 
     def token_mdp(self, prompts: Sequence[Sequence[int]] | None = None, n_prompts: int = 64, seed: int = 0,
                   reward: bool = False, gamma: float = 1.0) -> TokenMDP:
-        """The task's token MDP (EQUATIONS.md §2) over a finite prompt support.
+        """The task's token MDP (docs/equations.md §2) over a finite prompt support.
 
         The support is ``prompts`` (uniform) if given, else the task's whole support when it is
         small (``prompt_support``), else ``n_prompts`` prompts drawn with ``seed``. With

@@ -1,4 +1,4 @@
-"""A Markov language of short "reviews", solved exactly (ARCHITECTURE.md, toy languages).
+"""A Markov language of short "reviews", solved exactly (docs/concepts.md).
 
 The language (all tables seeded, ids as in llmtrack.tokenizer: specials 0-4, words 5...):
     prompt      x = [BOS, w0], w0 uniform over the words (fixed length 2)
@@ -12,7 +12,7 @@ The language (all tables seeded, ids as in llmtrack.tokenizer: specials 0-4, wor
                                sign(prev) = -1 if prev is "not", else +1 (negation);
                 r(prev, EOS) = 0, and r = 0 in the absorbing [EOS] state.
                 R(x, y) = sum_t r(y_{t-1}, y_t) with y_{-1} = w0.
-    expert      the KL-regularised optimum at the task's beta (EQUATIONS.md §6):
+    expert      the KL-regularised optimum at the task's beta (docs/equations.md §6):
                 pi*(y | x) = pi_ref(y | x) exp(R(x, y) / beta) / Z(x).
 
 The answer key. Because pi_ref and r read the context only through the previous token, the
@@ -93,7 +93,7 @@ class MarkovTask(Task):
     Args:
         n_words: vocabulary size without specials (2 .. len(WORDS)).
         max_new_tokens: T, the response horizon.
-        beta: KL weight of the expert pi* (EQUATIONS.md §6, convention exp(r / beta)); > 0.
+        beta: KL weight of the expert pi* (docs/equations.md §6, convention exp(r / beta)); > 0.
         eos_prob: pi_ref's probability of [EOS] after each word, in (0, 1).
         branching: successors per word in pi_ref (1 .. n_words).
         length_cost: subtracted from every word's reward (negative: a length bonus).
@@ -169,7 +169,7 @@ class MarkovTask(Task):
         return TabularMDP(P=P, R=self.R, rho0=rho0, gamma=1.0, horizon=self.max_new_tokens, terminal=terminal)
 
     def solve(self, beta: float | None = None) -> SoftSolution:
-        """Soft value iteration with prior pi_ref (EQUATIONS.md §6): Q (T, V, V), V (T + 1, V), pi (T, V, V)."""
+        """Soft value iteration with prior pi_ref (docs/equations.md §6): Q (T, V, V), V (T + 1, V), pi (T, V, V)."""
         return self._solved(beta)[0]
 
     def optimal_policy(self, beta: float | None = None) -> BigramPolicy:

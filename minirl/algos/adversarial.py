@@ -1,7 +1,7 @@
 """Adversarial imitation: GAIL, AIRL and FAIRL as one trainer with a pluggable f (seed eq. 2-4, Table 4).
 
     min_pi max_D  E_demo[log D(s, a)] + E_pi[log(1 - D(s, a))]        the discriminator (logistic)
-    r_t = r(h(s_t, a_t)),  h = logit D                                  the policy's reward (EQUATIONS.md §4)
+    r_t = r(h(s_t, a_t)),  h = logit D                                  the policy's reward (docs/equations.md §4)
 
 One iteration, on top of PPO (:mod:`minirl.algos.ppo`):
     1. PPO collects a fragment batch from the MDP\\R (the env's reward is never read);

@@ -1,4 +1,4 @@
-"""Behaviour cloning (seed §2.4; EQUATIONS.md §3).
+"""Behaviour cloning (seed §2.4; docs/equations.md §3).
 
     pi_BC = argmax_pi E_{(s, a) ~ D_demo} log pi(a | s)
 
@@ -49,7 +49,7 @@ class BCConfig:
 
 
 def bc_loss(policy: Policy, batch: TrajectoryBatch) -> Tensor:
-    """Negative log-likelihood of the batch's actions, averaged over real steps (EQUATIONS.md §3)."""
+    """Negative log-likelihood of the batch's actions, averaged over real steps (docs/equations.md §3)."""
     # BEGIN SOLUTION
     return -batch.masked_mean(policy.log_prob(batch))
     # END SOLUTION

@@ -2,12 +2,12 @@
 
 With the dynamics known, everything the sample-based trainer estimates can be computed:
 
-    rho_pi(s, a) = d(s) pi(a|s),  d^T = rho0^T (I - gamma P_pi)^{-1}     exact occupancy (EQUATIONS.md §1)
+    rho_pi(s, a) = d(s) pi(a|s),  d^T = rho0^T (I - gamma P_pi)^{-1}     exact occupancy (docs/equations.md §1)
     h*(s, a)     = log rho_demo(s, a) / rho_pi(s, a)                      the optimal discriminator's logit
     r(s, a)      = u f'(u) - f(u),  u = e^{h*}                            the derived reward (§4)
     grad J_r     = sum_s d(s) sum_a grad pi(a|s) Q^pi_r(s, a)             the policy gradient theorem
 
-and the claim of EQUATIONS.md §4 becomes an identity one can test: the policy gradient of the
+and the claim of docs/equations.md §4 becomes an identity one can test: the policy gradient of the
 return under r(h*) equals -grad_theta D_f(rho_demo || rho_pi_theta), the latter obtained by autograd
 straight through the linear solve above. ``train_exact`` then runs the min-max game with a perfect
 discriminator: each step is exact gradient descent on D_f.

@@ -1,4 +1,4 @@
-"""Proximal Policy Optimisation with GAE (Schulman et al. 2017, 2016; EQUATIONS.md §6).
+"""Proximal Policy Optimisation with GAE (Schulman et al. 2017, 2016; docs/equations.md §6).
 
 Symbols, per step t of a masked (B, T) batch (row b, column t):
     delta_t = r_t + gamma V(s_{t+1}) - V(s_t)                 TD error; V(s_{t+1}) = 0 if t terminated
@@ -53,7 +53,7 @@ BatchSource = Callable[[], TrajectoryBatch]
 
 def gae(rewards: Tensor, values: Tensor, next_values: Tensor, episode_end: Tensor, mask: Tensor,
         gamma: float, lam: float) -> tuple[Tensor, Tensor]:
-    """Generalised advantage estimates and value targets (EQUATIONS.md §6, PPO-RLHF's GAE line).
+    """Generalised advantage estimates and value targets (docs/equations.md §6, PPO-RLHF's GAE line).
 
     Args (all (B, T)):
         rewards: r_t. values: V(s_t). next_values: V(s_{t+1}) -- 0 where step t terminated,
@@ -85,7 +85,7 @@ def sequence_advantages(rewards: Tensor, mask: Tensor, group_size: int, estimato
     The score of row i is its undiscounted return sum_t r_t (a reward model's score at the last
     token plus any per-token KL penalty); rows come in consecutive groups of ``group_size``
     responses to one prompt, and ``estimator`` ("reinforce", "rloo", "grpo") turns the (P, G)
-    scores into advantages (EQUATIONS.md §6, REINFORCE / RLOO / GRPO line).
+    scores into advantages (docs/equations.md §6, REINFORCE / RLOO / GRPO line).
     """
     B = rewards.shape[0]
     group_size = check_int(group_size, "group_size", 1)
@@ -256,7 +256,7 @@ class PPO:
         return batch
 
     def update(self, batch: TrajectoryBatch) -> dict[str, float]:
-        """Epochs of minibatch PPO steps on ``batch`` (EQUATIONS.md §6); returns mean stats.
+        """Epochs of minibatch PPO steps on ``batch`` (docs/equations.md §6); returns mean stats.
 
         ``batch`` needs rewards and log_probs; for GAE also values and ``info["next_values"]``
         (``info["episode_end"]`` defaults to ``terminated | info["truncated"]``), for a Monte-Carlo

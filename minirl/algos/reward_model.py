@@ -1,4 +1,4 @@
-"""Reward models from preferences: Bradley-Terry and the classification objective (seed §4.1; EQUATIONS.md §5).
+"""Reward models from preferences: Bradley-Terry and the classification objective (seed §4.1; docs/equations.md §5).
 
 A reward model scores whole trajectories, ``score(batch) -> (B,)``. From pairs tau+ > tau-:
 
@@ -123,7 +123,7 @@ class RewardModelConfig:
 def train_reward_model(model: nn.Module, prefs: Preferences,
                        config: RewardModelConfig = RewardModelConfig()) -> list[float]:
     """Fit ``model.score`` to ``prefs`` with Adam (full-batch, or minibatches of ``config.batch_size``
-    pairs), in place; returns the loss per update (EQUATIONS.md §5)."""
+    pairs), in place; returns the loss per update (docs/equations.md §5)."""
     if config.use_strength and prefs.strength is None:
         raise ValueError("prefs: use_strength=True needs Preferences.strength (label probabilities)")
     loss_fn = OBJECTIVES[config.objective]

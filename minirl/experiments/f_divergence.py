@@ -1,6 +1,6 @@
 """Mass-covering vs mode-seeking: what each f does when the policy cannot hold the expert.
 
-Seed §2.4, Table 4; EQUATIONS.md §4 and §7. The expert's action distribution has two modes; the
+Seed §2.4, Table 4; docs/equations.md §4 and §7. The expert's action distribution has two modes; the
 policy class is a single (discretised) Gaussian, so no policy matches it and the divergence
 decides the compromise:
 

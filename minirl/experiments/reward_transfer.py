@@ -1,6 +1,6 @@
 """Reward recovery and transfer (Fu et al. 2017, in miniature): AIRL's reward survives new dynamics.
 
-Seed §2.4 / EQUATIONS.md §4. On a gridworld whose true reward is state-only (1 per step spent
+Seed §2.4 / docs/equations.md §4. On a gridworld whose true reward is state-only (1 per step spent
 on the goal cell, 0 elsewhere), an expert acts soft-optimally. From its demonstrations we learn
 
     AIRL   g(s) in the structured discriminator  f = g(s) + gamma v(s') - v(s),  logit f - log pi
