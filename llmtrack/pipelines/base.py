@@ -11,7 +11,8 @@ The result is cached on disk (docs/concepts.md): ``save_model``
 determines the weights -- the task (name and constructor arguments), a digest of the
 corpus itself (so any change to the base generator or its seeding is a new key), the model
 size and family, the seed, the number of sequences, the BC config, the device type, the
-number of CPU threads (float sums depend on it) and the torch / transformers versions. The
+number of CPU threads (float sums depend on it), the CPU kernel set torch uses (``ATEN_CPU_CAPABILITY``:
+its rounding differs) and the torch / transformers versions. The
 cache root is ``$LLMTRACK_CACHE`` or ``~/.cache/llmtrack``. Same inputs -> bit-identical
 weights on the CPU; a cache hit loads the checkpoint and trains nothing.
 """
@@ -87,6 +88,9 @@ def base_cache_key(task: Task, size: str, family: str, seed: int, n_sequences: i
         "torch": torch.__version__, "transformers": transformers.__version__,
         # CPU float sums depend on how work is split across threads: bit-identical needs the same count.
         "cpu_threads": torch.get_num_threads() if resolve_device(device).type == "cpu" else None,
+        # ... and on the CPU kernels torch picked (ATEN_CPU_CAPABILITY: default / avx2 / avx512), which round
+        # differently: weights trained under one kernel set are not the weights another would train.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability() if resolve_device(device).type == "cpu" else None,
     }
     key = hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:20]
     return key, description
