@@ -100,8 +100,10 @@ def test_absorbing_state_removes_airl_survival_bias(demos):
             divergence="airl", absorbing=absorbing, ppo=CARTPOLE_CONFIG))
         trainer.train(30_000)
         returns[absorbing] = evaluate_policy("CartPole-v1", policy, n_episodes=10)
+    # Seeds 0-4 under native (AVX-512), avx2 and default kernels (2026-12-04): without the absorbing state
+    # 9.2-9.5 in all 15 runs, with it 138-495 -- so the bounds keep a margin on every seed and kernel set.
     assert returns[False] < 30  # an untrained policy survives ~20 steps: this one learned to fall
-    assert returns[True] > 150
+    assert returns[True] > 100
 
 
 def test_same_seed_same_discriminator(demos):
