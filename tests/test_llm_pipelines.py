@@ -22,7 +22,7 @@ from llmtrack.tasks import MarkovTask, SortTask
 from llmtrack.tokenizer import BOS, EOS, PAD
 from minirl.algos import BCConfig
 from minirl.data import TrajectoryBatch
-from minirl.experiments.compounding_error import count_mistakes
+from minirl.mistakes import count_mistakes
 
 TINY_BC = BCConfig(n_updates=8, batch_size=16, lr=3e-3)
 

@@ -34,7 +34,7 @@ from torch import Tensor
 
 from minirl.checks import check_int, check_seed
 from minirl.data import TrajectoryBatch
-from minirl.experiments.compounding_error import count_mistakes
+from minirl.mistakes import count_mistakes
 from minirl.policies import Policy, check_same_actions
 from llmtrack.tasks import SortTask, Task
 

@@ -40,7 +40,7 @@ from minirl.algos.dagger import DAggerConfig, train_dagger
 from minirl.data import TrajectoryBatch
 from minirl.envs import TabularVectorEnv, tightrope
 from minirl.experts import optimal_tabular_expert
-from minirl.mdp import TabularMDP, state_distributions
+from minirl.mistakes import count_mistakes, exact_mistakes  # noqa: F401 (re-exported: the demo's API)
 from minirl.policies import CategoricalPolicy, SlipPolicy, TabularPolicy
 from minirl.rollout import rollout
 
@@ -170,22 +170,6 @@ class CompoundingErrorResult:
 def fit_exponent(horizons: Any, values: Any) -> float:
     """Least-squares slope of log(values) against log(horizons)."""
     return float(np.polyfit(np.log(np.asarray(horizons, float)), np.log(np.asarray(values, float)), 1)[0])
-
-
-def count_mistakes(batch: TrajectoryBatch, expert: CategoricalPolicy) -> torch.Tensor:
-    """sum_t 1[a_t != a*(s_t)] of each trajectory (seed eq. 1 inside the expectation), (B,)."""
-    wrong = (batch.actions != expert.label(batch)) & batch.mask  # (B, T)
-    return wrong.sum(dim=1).float()
-
-
-def exact_mistakes(mdp: TabularMDP, learner: CategoricalPolicy, expert: CategoricalPolicy, horizon: int) -> float:
-    """l(pi) = sum_{t<T} sum_s Pr(s_t = s) (1 - pi(a*(s) | s)), from the learner's exact state distributions."""
-    states = torch.arange(mdp.n_states)
-    with torch.no_grad():
-        pi = learner.probs(states).double().numpy()  # (S, A)
-        a_star = expert.probs(states).argmax(-1).numpy()  # (S,)
-    d = state_distributions(mdp, pi, horizon)  # (T, S)
-    return float((d * (1.0 - pi[np.arange(mdp.n_states), a_star])).sum())
 
 
 def _per_state_error(learner: CategoricalPolicy, data: TrajectoryBatch) -> float:

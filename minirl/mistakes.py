@@ -1,0 +1,38 @@
+"""Counting a learner's mistakes against an expert: seed eq. 1, sampled and exact.
+
+    l(pi) = E_{tau ~ pi} [ sum_{t<T} 1[a_t != a*(s_t)] ]                      (docs/equations.md §2)
+
+The quantity both imitation theorems bound (BC: C + T^2 eps, DAgger: T eps_N). It is measured
+*along the learner's own trajectories*: a mistake is an action the expert would not take at a
+state the learner itself reached. :func:`count_mistakes` is the Monte-Carlo estimator -- one count
+per sampled trajectory, for any world whose expert can label a batch (a tabular expert, a task's
+programmatic expert on token contexts); :func:`exact_mistakes` is its oracle on a tabular MDP, from
+the learner's exact state distributions (no sampling).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from minirl.data import TrajectoryBatch
+from minirl.mdp import TabularMDP, state_distributions
+from minirl.policies import CategoricalPolicy, Expert
+
+__all__ = ["count_mistakes", "exact_mistakes"]
+
+
+def count_mistakes(batch: TrajectoryBatch, expert: Expert) -> torch.Tensor:
+    """sum_t 1[a_t != a*(s_t)] of each trajectory (seed eq. 1 inside the expectation), (B,)."""
+    wrong = (batch.actions != expert.label(batch)) & batch.mask  # (B, T)
+    return wrong.sum(dim=1).float()
+
+
+def exact_mistakes(mdp: TabularMDP, learner: CategoricalPolicy, expert: CategoricalPolicy, horizon: int) -> float:
+    """l(pi) = sum_{t<T} sum_s Pr(s_t = s) (1 - pi(a*(s) | s)), from the learner's exact state distributions."""
+    states = torch.arange(mdp.n_states)
+    with torch.no_grad():
+        pi = learner.probs(states).double().numpy()  # (S, A)
+        a_star = expert.probs(states).argmax(-1).numpy()  # (S,)
+    d = state_distributions(mdp, pi, horizon)  # (T, S)
+    return float((d * (1.0 - pi[np.arange(mdp.n_states), a_star])).sum())
