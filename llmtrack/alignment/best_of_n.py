@@ -38,7 +38,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from minirl.algos.bc import BCConfig, train_bc
-from minirl.algos.best_of_n import best_of_n_distribution, best_of_n_kl_bound
+from minirl.algos.best_of_n import best_of_n_distribution, best_of_n_kl, best_of_n_kl_bound
 from minirl.checks import check_int, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.policies import Policy, check_same_actions
@@ -126,13 +126,10 @@ def exact_best_of_n(task: MarkovTask, ns: Sequence[int], scorer: Any = None, bas
     for n in ns:
         kl = gold = proxy = 0.0
         for weight, (p, s, g) in zip(rho0, prompts):
-            # BEGIN SOLUTION
-            q = best_of_n_distribution(p, s, n)  # F(y)^N - F(y-)^N
-            keep = q > 0
-            kl += weight * float((q[keep] * (q[keep] / p[keep]).log()).sum())
+            q = best_of_n_distribution(p, s, n)  # F(y)^N - F(y-)^N, minirl's (so is the KL)
+            kl += weight * best_of_n_kl(p, s, n)
             gold += weight * float(q @ g)
             proxy += weight * float(q @ s)
-            # END SOLUTION
         rows.append({"n": n, "kl": kl, "kl_bound": best_of_n_kl_bound(n), "gold_reward": gold,
                      "proxy_reward": proxy})
     return rows
