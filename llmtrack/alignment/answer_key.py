@@ -29,7 +29,7 @@ as beta grows (beta -> inf gives pi_ref: KL 0), i.e. the reward rises with the K
 
 For a policy whose probabilities are not a bigram table (a transformer), :func:`sampled_point`
 estimates the same three numbers by Monte Carlo with exact log-probabilities of pi_ref and pi*,
-reusing :func:`llmtrack.pipelines.evaluate.sequence_log_prob` and its :class:`KLEstimate`.
+reusing :func:`minirl.estimators.sequence_log_prob` and :func:`minirl.estimators.monte_carlo_kl`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from torch import Tensor
 from minirl.checks import check_int, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.policies import Policy, check_same_actions
-from llmtrack.pipelines.evaluate import KLEstimate, sequence_log_prob
+from minirl.estimators import KLEstimate, monte_carlo_kl, sequence_log_prob
 from llmtrack.tasks.base import check_count
 from llmtrack.tasks.markov import BigramPolicy, MarkovTask
 from llmtrack.tokenizer import EOS, PAD
@@ -210,18 +210,13 @@ def sampled_kl(policy: Policy, other: Policy, samples: TrajectoryBatch) -> KLEst
     """KL(d^pi || d^q) ≈ mean over samples y ~ pi of log d^pi(y|x) - log d^q(y|x), with its standard error.
 
     ``samples`` must come from ``policy``; both log-probs are recomputed exactly
-    (:func:`llmtrack.pipelines.evaluate.sequence_log_prob`). If q gives a sample probability 0 the
+    (:func:`minirl.estimators.sequence_log_prob`). If q gives a sample probability 0 the
     estimate is +inf and ``off_support`` says how often.
     """
     if samples.batch_size < 2:
         raise ValueError(f"samples: need at least 2 trajectories for a standard error, got {samples.batch_size}")
     check_same_actions(policy, other, "policy", "other")  # a log-ratio of one token id across vocabularies is meaningless
-    log_p, log_q = sequence_log_prob(policy, samples), sequence_log_prob(other, samples)
-    off = ~torch.isfinite(log_q)
-    if off.any():
-        return KLEstimate(math.inf, math.inf, float(off.double().mean()), len(off))
-    diff = log_p - log_q  # (B,)
-    return KLEstimate(float(diff.mean()), float(diff.std() / math.sqrt(len(diff))), 0.0, len(diff))
+    return monte_carlo_kl(sequence_log_prob(policy, samples), sequence_log_prob(other, samples))
 
 
 def sampled_point(policy: Policy, task: MarkovTask, n: int = 1000, seed: int = 0, beta: float | None = None,

@@ -67,7 +67,7 @@ from llmtrack.alignment.best_of_n import generate_best_of_n, sample_pool
 from llmtrack.models import FAMILIES, PRESETS
 from llmtrack.pipelines.afd import AfDConfig, train_afd
 from llmtrack.pipelines.base import pretrain_base
-from llmtrack.pipelines.evaluate import sequence_log_prob
+from minirl.estimators import sequence_log_prob
 from llmtrack.pipelines.recipe import TASK_TRAINING, TokenCounter, make_pipeline_task
 from llmtrack.pipelines.rlhf import RLHFConfig, lm_ppo_config, train_rlhf
 from llmtrack.policy import LMPolicy

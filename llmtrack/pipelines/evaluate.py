@@ -11,20 +11,19 @@ expert accuracy -- per-token agreement with the expert along the model's **own**
 mistakes vs list length (sort) -- seed eq. 1 on tokens,
     l(pi) = E_{tau ~ p_pi} sum_t 1[a_t != a*(s_t)],
     grouped by the number n of digits to sort (the horizon is n + 1): the LLM version of the
-    compounding-error picture of :mod:`minirl.experiments.compounding_error` (whose
-    ``count_mistakes`` does the counting).
+    compounding-error picture of :mod:`minirl.experiments.compounding_error`
+    (:func:`minirl.mistakes.count_mistakes` does the counting).
 forward / reverse KL of completed generations (docs/equations.md §2, eq. 5-6 and §7), Monte-Carlo
 with exact log-probs on both sides, d(y | x) = prod_t pi(y_t | x, y_<t):
     forward  KL(d^beta || d^pi) = E_{x ~ rho0, y ~ pi*} [log d^beta(y|x) - log d^pi(y|x)]  (mass covering)
     reverse  KL(d^pi || d^beta) = E_{x ~ rho0, y ~ pi}  [log d^pi(y|x) - log d^beta(y|x)]   (mode seeking)
-    each with the standard error of its mean over sequences. If the expert gives a sampled
-    response probability 0 (a deterministic expert, or a sparse one), the reverse KL is +inf
-    and ``off_support`` says how often that happened.
+    each with the standard error of its mean over sequences (:func:`minirl.estimators.monte_carlo_kl`).
+    If the expert gives a sampled response probability 0 (a deterministic expert, or a sparse one),
+    the reverse KL is +inf and ``off_support`` says how often that happened.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ from torch import Tensor
 
 from minirl.checks import check_int, check_seed
 from minirl.data import TrajectoryBatch
+from minirl.estimators import KLEstimate, mean_se, monte_carlo_kl, ratio_se, sequence_log_prob
 from minirl.mistakes import count_mistakes
 from minirl.policies import Policy, check_same_actions
 from llmtrack.tasks import SortTask, Task
@@ -61,31 +61,6 @@ class EvalConfig:
             raise ValueError(f"greedy: must be True or False, got {self.greedy!r}")
 
 
-@dataclass(frozen=True)
-class KLEstimate:
-    """A Monte-Carlo KL estimate: mean of per-sequence log-ratios, its standard error, and the
-    fraction of samples on which the denominator's probability was 0 (then value = se = inf)."""
-
-    value: float
-    se: float
-    off_support: float
-    n: int
-
-
-def _ratio(numer: Tensor, denom: Tensor) -> tuple[float, float]:
-    """sum(numer) / sum(denom) over sequences and its delta-method standard error."""
-    numer, denom = numer.double(), denom.double()
-    r = float(numer.sum() / denom.sum())
-    n = len(numer)
-    se = float((numer - r * denom).std() / (denom.mean() * math.sqrt(n))) if n > 1 else float("nan")
-    return r, se
-
-
-def _mean_se(x: Tensor) -> tuple[float, float]:
-    x = x.double()
-    return float(x.mean()), float(x.std() / math.sqrt(len(x))) if len(x) > 1 else float("nan")
-
-
 @torch.no_grad()
 def expert_credit(task: Task, batch: TrajectoryBatch) -> Tensor:
     """pi*(a_t | s_t) at every real step, (B, T), zero on padding (module docstring)."""
@@ -95,7 +70,7 @@ def expert_credit(task: Task, batch: TrajectoryBatch) -> Tensor:
 def expert_accuracy(task: Task, batch: TrajectoryBatch) -> tuple[float, float]:
     """(per-token expert agreement, its standard error) over the real steps of ``batch``."""
     credit = expert_credit(task, batch)
-    return _ratio(credit.sum(1), batch.lengths)
+    return ratio_se(credit.sum(1), batch.lengths)
 
 
 def mistakes_by_length(task: SortTask, batch: TrajectoryBatch) -> dict[int, tuple[float, float, int]]:
@@ -108,43 +83,25 @@ def mistakes_by_length(task: SortTask, batch: TrajectoryBatch) -> dict[int, tupl
     for length in range(task.min_len, task.max_len + 1):
         m = mistakes[n == length]
         if len(m):
-            mean, se = _mean_se(m) if len(m) > 1 else (float(m[0]), float("nan"))
+            mean, se = mean_se(m) if len(m) > 1 else (float(m[0]), float("nan"))
             out[length] = (mean, se, len(m))
     return out
-
-
-@torch.no_grad()
-def sequence_log_prob(policy: Policy, batch: TrajectoryBatch) -> Tensor:
-    """log d^pi(y | x) = sum_t log pi(y_t | s_t) of each trajectory, (B,), float64 on the CPU."""
-    return batch.masked_sum(policy.log_prob(batch).cpu().double())
-
-
-def _kl(logp_sampler: Tensor, logp_other: Tensor) -> KLEstimate:
-    off = ~torch.isfinite(logp_other)
-    if off.any():
-        return KLEstimate(math.inf, math.inf, float(off.double().mean()), len(off))
-    value, se = _mean_se(logp_sampler - logp_other)
-    return KLEstimate(value, se, 0.0, len(off))
 
 
 def forward_kl(policy: Policy, task: Task, n: int = 1000, seed: int = 0,
                expert_samples: TrajectoryBatch | None = None) -> KLEstimate:
     """KL(d^beta || d^pi): expert samples, E[log d^beta(y|x) - log d^pi(y|x)] (module docstring)."""
     check_same_actions(task.expert, policy, "task", "policy")
-    # BEGIN SOLUTION
     y = task.demonstrations(n, seed=seed) if expert_samples is None else expert_samples
-    return _kl(sequence_log_prob(task.expert, y), sequence_log_prob(policy, y))
-    # END SOLUTION
+    return monte_carlo_kl(sequence_log_prob(task.expert, y), sequence_log_prob(policy, y))
 
 
 def reverse_kl(policy: Policy, task: Task, n: int = 1000, seed: int = 0,
                own_samples: TrajectoryBatch | None = None) -> KLEstimate:
     """KL(d^pi || d^beta): the policy's samples, E[log d^pi(y|x) - log d^beta(y|x)] (module docstring)."""
     check_same_actions(task.expert, policy, "task", "policy")
-    # BEGIN SOLUTION
     y = task.rollout(policy, n, seed=seed) if own_samples is None else own_samples
-    return _kl(sequence_log_prob(policy, y), sequence_log_prob(task.expert, y))
-    # END SOLUTION
+    return monte_carlo_kl(sequence_log_prob(policy, y), sequence_log_prob(task.expert, y))
 
 
 def compounding(task: Task, batch: TrajectoryBatch) -> dict[str, float]:
@@ -182,7 +139,7 @@ def evaluate(policy: Policy, task: Task, config: EvalConfig = EvalConfig()) -> d
     own = task.rollout(policy, config.n_sequences, seed=config.seed)
     demos = task.demonstrations(config.n_sequences, seed=config.seed + 1)
     acc, acc_se = expert_accuracy(task, own)
-    reward, reward_se = _mean_se(own.info["gold_reward"])
+    reward, reward_se = mean_se(own.info["gold_reward"])
     fwd = forward_kl(policy, task, expert_samples=demos)
     rev = reverse_kl(policy, task, own_samples=own)
     out: dict[str, Any] = {
