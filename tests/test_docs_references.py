@@ -31,3 +31,10 @@ def test_doc_pages_cited_exist():
     missing = {page: where for page, where in cited.items() if not (ROOT / page).is_file()}
     assert not missing, missing
 
+
+
+def test_no_citation_points_outside_the_repository():
+    for path in SOURCES:
+        text = path.read_text()
+        for stale in ("EQUATIONS.md", "ARCHITECTURE.md", "shared notes"):
+            assert stale not in text.replace("docs/equations.md", ""), (path, stale)
