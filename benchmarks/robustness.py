@@ -152,6 +152,38 @@ def _nb01(seed: int) -> dict[str, float]:
     return {"z": abs(G.mean().item() - J_E) / se, "tv": float(tv), "tv_pi": float(tv_pi)}
 
 
+@claim("01.exact_solvers", "01 cells 5, 8, 10, 13, 23, 27", "VI = PI = linear solve (1e-6); soft-VI gap bounds; "
+       "sum rho = 1/(1-gamma); same occupancy -> same value for any R; pi* optimal under scaling and shaping", "exact")
+def _(seed):
+    from minirl.envs import gridworld
+    from minirl.mdp import occupancy_measure, policy_evaluation, policy_iteration, soft_value_iteration, value_iteration
+
+    mdp = gridworld("\nS..#...\n.#.#.#.\n.#...#.\n.###.#.\n.....#G\n", slip=0.1, gamma=0.95, step_reward=-0.02,
+                    goal_reward=1.0)
+    S, A = mdp.n_states, mdp.n_actions
+    V, _, pi = value_iteration(mdp)
+    V_pi, _ = policy_iteration(mdp)
+    err = max(np.abs(V - V_pi).max(), np.abs(V - policy_evaluation(mdp, pi)).max())
+    ok = err < 1e-6
+    for alpha in (1.0, 0.1, 0.01):
+        gap = soft_value_iteration(mdp, alpha=alpha).V - V
+        ok = ok and gap.min() >= -1e-8 and gap.max() <= alpha * np.log(A) / (1 - mdp.gamma) + 1e-8
+    expert = soft_value_iteration(mdp, alpha=0.02).pi
+    rho = occupancy_measure(mdp, expert)
+    ok = ok and np.isclose(rho.sum(), 1 / (1 - mdp.gamma))
+    d = rho.sum(1, keepdims=True)
+    pi_rec = np.divide(rho, d, out=np.full_like(rho, 1 / A), where=d > 0)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        R = rng.normal(size=(S, A)) * ~mdp.terminal[:, None]
+        ok = ok and np.isclose(mdp.rho0 @ policy_evaluation(mdp, expert, R), mdp.rho0 @ policy_evaluation(mdp, pi_rec, R),
+                               atol=1e-8)
+    Phi = rng.normal(size=S) * ~mdp.terminal
+    for R in (3.0 * mdp.R, mdp.R + mdp.gamma * mdp.P @ Phi - Phi[:, None]):
+        ok = ok and np.abs(value_iteration(mdp, R=R)[0] - policy_evaluation(mdp, pi, R)).max() < 1e-6
+    return bool(ok), float(err)
+
+
 @claim("01.mc_return_within_4se", "01 cell 18", "|mean discounted gold return - J(expert)| < 4 se")
 def _(seed):
     z = _nb01(seed)["z"]
@@ -292,6 +324,32 @@ def _nb03_oracle(seed: int):
     histories = {name: train_exact(random_mdp, TabularPolicy(S, A).double(), rho_demo,
                                    ExactImitationConfig(divergence=name, steps=steps, lr=0.1)) for name in DIVERGENCES}
     return oracle, histories
+
+
+@claim("03.table_and_rewards", "03 cells 3, 5", "D_f = the closed forms (1e-12); r(h) = u f'(u) - f(u) = the table's "
+       "closed forms (1e-10); published variants a constant / a function apart", "exact")
+def _(seed):
+    torch = _torch()
+    from minirl.divergences import DIVERGENCES, REWARD_RULES, f_divergence, js, kl
+
+    gen = torch.Generator().manual_seed(0)
+    p = torch.rand(6, generator=gen, dtype=torch.float64); p /= p.sum()
+    q = torch.rand(6, generator=gen, dtype=torch.float64); q /= q.sum()
+    closed = {"airl": kl(q, p), "gail": 2 * js(p, q), "fairl": kl(p, q)}
+    err = max(float((f_divergence(n, p, q) - closed[n]).abs()) for n in DIVERGENCES)
+    h = torch.linspace(-4, 4, 161, dtype=torch.float64)
+    u = h.exp()
+    closed_r = {"airl": h - 1, "gail": torch.log1p(u) - math.log(2), "fairl": u}
+    for n, div in DIVERGENCES.items():
+        err = max(err, float((div.reward(h) - (u * div.f_prime(u) - div.f(u))).abs().max()),
+                  float((div.reward(h) - closed_r[n]).abs().max()))
+    derived = {n: REWARD_RULES[n].reward(h) for n in DIVERGENCES}
+    ok = err < 1e-10 and torch.allclose(REWARD_RULES["gail_minus_log1m_d"].reward(h) - derived["gail"],
+                                        torch.full_like(h, math.log(2)))
+    ok = ok and torch.allclose(REWARD_RULES["airl_logit"].reward(h) - derived["airl"], torch.ones_like(h))
+    ok = ok and all((REWARD_RULES[n].reward(h) - derived[d]).std() > 0.1 for n, d in (("gail_log_d", "gail"),
+                                                                                      ("fairl_h_exp_h", "fairl")))
+    return bool(ok), err
 
 
 @claim("03.derived_rules_are_the_gradient", "03 cell 9", "derived rewards: max |PG + grad D_f| < 1e-9", "exact")
@@ -520,6 +578,22 @@ def _(seed):
     return _nb05_generate(seed)
 
 
+@claim("05.markov_optimum_identity", "05 cell 9", "log pi*(y|x) - log pi_ref(y|x) = R(x,y)/beta - log Z(x) on 2000 "
+       "samples (atol 1e-4)", "exact")
+def _(seed):
+    _torch()
+    from llmtrack.pipelines.evaluate import sequence_log_prob
+    from llmtrack.pipelines.recipe import make_pipeline_task
+
+    markov = make_pipeline_task("markov")
+    y = markov.demonstrations(2000, seed=seed)
+    P = y.obs.shape[1] - y.horizon
+    lhs = sequence_log_prob(markov.expert, y) - sequence_log_prob(markov.base, y)
+    rhs = markov.gold_reward(y).double() / markov.beta - markov.log_partition(y.obs[:, :P])
+    err = float((lhs - rhs).abs().max())
+    return err < 1e-4, err
+
+
 @_memo
 def _nb05_sort_rep(rep: int):
     """One repetition of the notebook's SFT-vs-DAgger run (the notebook runs repetitions 0, 1, 2)."""
@@ -724,6 +798,48 @@ def _nb06_advantages(seed: int):
             "reinforce_vs_log_z": float((adv["reinforce"].double() - spread).abs().max()),
             "same_sign": bool(torch.equal(torch.sign(rloo), torch.sign(grpo))),
             "zero_sum": float(max(rloo.sum(1).abs().max(), grpo.sum(1).abs().max()))}
+
+
+@claim("06.frontier_identities", "06 cell 3", "identity I (1e-7); the frontier falls with beta; bound II exact (1e-9), "
+       "met only at beta", "exact")
+def _(seed):
+    from llmtrack.alignment.answer_key import expected_gold_reward, optimal_frontier
+    from llmtrack.pipelines.recipe import make_pipeline_task
+
+    _torch()
+    task = make_pipeline_task("markov")
+    beta = task.beta
+    frontier = optimal_frontier(task, [beta * f for f in (0.5, 0.6, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, 4.0, 8.0)])
+    err = max(abs(r["kl_to_ref"] - (r["gold_reward"] / r["beta"] - r["log_partition"])) for r in frontier)
+    ok = err < 1e-7 and np.all(np.diff([r["gold_reward"] for r in frontier]) < 0) \
+        and np.all(np.diff([r["kl_to_ref"] for r in frontier]) < 0)
+    (at_beta,) = [r for r in frontier if r["beta"] == beta]
+    bound = beta * at_beta["log_partition"]
+    for r in frontier:
+        objective = r["gold_reward"] - beta * r["kl_to_ref"]
+        ok = ok and objective <= bound + 1e-9 and (objective > bound - 1e-6) == (r["beta"] == beta)
+    return bool(ok and expected_gold_reward(task, task.base) < bound), err
+
+
+@claim("06.kl_reward_bookkeeping", "06 cell 10", "sum_t r_t = R - beta log pi*/pi_ref = beta log Z(x) on a batch "
+       "from pi* (atol 1e-5)", "exact")
+def _(seed):
+    torch = _torch()
+    from llmtrack.pipelines.evaluate import sequence_log_prob
+    from llmtrack.pipelines.recipe import make_pipeline_task
+    from llmtrack.pipelines.rlhf import KLPenalisedReward
+    from llmtrack.rollout import generate
+
+    task = make_pipeline_task("markov")
+    g = torch.Generator().manual_seed(seed)
+    prompts = [p for p in task.sample_prompts(8, g) for _ in range(4)]
+    batch = generate(task.expert, prompts, task.max_new_tokens, generator=g)
+    returns = KLPenalisedReward(task.gold_reward, task.base, task.beta)(batch).sum(1).double()
+    P = batch.obs.shape[1] - batch.horizon
+    log_ratio = sequence_log_prob(task.expert, batch) - sequence_log_prob(task.base, batch)
+    err = max(float((returns - (task.gold_reward(batch).double() - task.beta * log_ratio)).abs().max()),
+              float((returns - task.beta * task.log_partition(batch.obs[:, :P])).abs().max()))
+    return err < 1e-5, err
 
 
 @claim("06.rloo_zero_at_optimum", "06 cell 12", "RLOO advantages at pi* < 1e-5", "exact")
