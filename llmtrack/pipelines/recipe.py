@@ -24,31 +24,8 @@ it -- 600 updates on 200 demonstrations memorise them (training loss 0.4 nats pe
 the expert's entropy of 2.5) and leave the KLs an order of magnitude *above* the base model's;
 N = 4000 and 300 gentler updates (3e-4) bring both KLs well below the base's.
 
-Measured on sort (nano GPT-2, seeds 0 / 1 / 2; README): expert accuracy 0.980 / 0.961 / 0.991 for
-SFT, 0.950 / 0.951 / 0.956 for DAgger. DAgger recovers sooner after a first mistake but slips 1.5-6x
-as often, and its recovery labels are what makes it slip. Refit from the base on DAgger's own
-aggregate (600 updates) a student scores 0.955 / 0.956 / 0.971 (slip rate 0.13 / 0.13 / 0.10); with
-the aggregate's off-path labels (~20% of them) masked out, 0.977 / 0.967 / 0.982 (slip 0.06 / 0.09 /
-0.06), level with SFT. Those labels say "go back down to a skipped digit" (~half) or "keep going
-past n digits" (after an invalid one, ~12%): they contradict the two rules the nano model follows on
-the path (never descend; stop after n digits), and ~250 of them do not teach it the exact multiset
-rule instead (on fresh off-path states of its own it agrees with the expert 47% of the time, SFT
-53%; seed 0), so its decisions on the path get worse too (first mistakes per 1000 generations: a
-digit where it should stop 17-27 vs SFT's 0, a skipped digit 35-81 vs 6-44, a premature [EOS] 2-9 vs
-0). A few such labels do no harm (SFT's 200 demonstrations plus 160 labelled generations of the SFT
-student, which hold few off-path states, score as SFT). What DAgger could gain is small: the base
-model, pre-trained on a sloppy sorter that samples from what remains, already recovers, so SFT's
-first mistake costs only 1.4-1.6 more. No design that keeps equal data (counted in sequences; in
-labelled tokens DAgger's 1254-1270 already exceed SFT's 1240 at seed 0) beat SFT on all three seeds:
-demonstrations fitted first, fewer rounds, a final refit from the base, more updates, other list
-lengths or base skills, a beta-mixture roll-in, labelling the 40 most uncertain of 200 roll-outs per
-round (0.967 / 0.962 / 0.967: recovery halves, slips stay at 0.13), distinct prompt digits (SFT
-0.998, DAgger 0.995, seed 0), or a base sorter that never goes back down (SFT's slips then cost 2.7
-more, but DAgger cannot learn to go back: 0.51 vs 0.69, seed 0). Over both nano families, N = 40-800 and three seeds
-(``benchmarks/sft_vs_dagger.py``) DAgger recovers sooner in 7 of 8 cells but slips 1.5-6x as
-often in all 8, and is above SFT on 3 of 24 (cell, seed) pairs; keeping only each roll-out's labels
-up to one or two steps past its first mistake does not help either (0.965 / 0.935 / 0.960 and
-0.975 / 0.930 / 0.966 at N = 200).
+Why DAgger does not beat SFT on sort at equal data, with the measurements and the designs tried,
+is on the documentation's results page for language models (docs/results/language_models.md).
 """
 
 from __future__ import annotations
