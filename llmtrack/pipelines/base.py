@@ -31,13 +31,14 @@ from typing import Any
 import torch
 
 from minirl.algos.bc import BCConfig, train_bc
+from minirl.checks import check_seed
 from minirl.data import TrajectoryBatch
 from minirl.outputs import remove_stale_temporaries
 from llmtrack.models import FAMILIES, PRESETS, build_model, load_model, resolve_device, save_model
 from llmtrack.policy import LMPolicy
 from llmtrack.tasks import Task
 
-__all__ = ["DEFAULT_PRETRAIN_BC", "cache_root", "task_spec", "base_cache_key", "base_checkpoint_path",
+__all__ = ["DEFAULT_PRETRAIN_BC", "BaseModel", "cache_root", "task_spec", "base_cache_key", "base_checkpoint_path",
            "pretrain_base"]
 
 DEFAULT_PRETRAIN_BC = BCConfig(n_updates=800, batch_size=64, lr=3e-3)
@@ -170,3 +171,40 @@ def pretrain_base(task: Task, size: str = "nano", family: str = "gpt2", seed: in
         save_model(policy.model, path, tokenizer=task.tokenizer,
                    extra_files={DESCRIPTION: json.dumps(description, indent=1, sort_keys=True)})
     return policy
+
+
+@dataclasses.dataclass(frozen=True)
+class BaseModel:
+    """Which base model: the one answer to that question that every pipeline and experiment shares.
+
+    A value object over :func:`pretrain_base`'s arguments, validated on construction (before any
+    work), so that a config holds one ``BaseModel`` instead of five loose fields, and the place that
+    needs the model calls ``spec.build(task)``. Same spec and task -> the same cache entry, hence
+    bit-identical weights on the CPU.
+
+    Fields: ``size`` and ``family`` (the preset and block), ``seed`` (initial weights and corpus),
+    ``n_sequences`` (corpus size), ``bc`` (minirl's BC config for pre-training), ``device``.
+    """
+
+    size: str = "nano"
+    family: str = "gpt2"
+    seed: int = 0
+    n_sequences: int = 4000
+    bc: BCConfig = DEFAULT_PRETRAIN_BC
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        _check(self.size, self.family, self.n_sequences)
+        check_seed(self.seed, "seed")
+        if not isinstance(self.bc, BCConfig):
+            raise ValueError(f"bc: must be a minirl BCConfig, got {type(self.bc).__name__}")
+
+    def build(self, task: Task, cache_dir: str | os.PathLike | None = None, cache: bool = True) -> LMPolicy:
+        """The base model for ``task`` (cached; see :func:`pretrain_base`)."""
+        return pretrain_base(task, self.size, self.family, self.seed, self.n_sequences, self.bc,
+                             cache_dir=cache_dir, cache=cache, device=self.device)
+
+    def checkpoint_path(self, task: Task, cache_dir: str | os.PathLike | None = None) -> Path:
+        """The cache folder :meth:`build` reads from or writes to (it may not exist yet)."""
+        return base_checkpoint_path(task, self.size, self.family, self.seed, self.n_sequences, self.bc,
+                                    self.device, cache_dir)
