@@ -58,3 +58,65 @@ def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="p, rewards: must be two vectors of the same length"):
         best_of_n_distribution(p, torch.zeros(3), 2)
     assert math.isclose(best_of_n_kl_bound(1), 0.0)
+
+
+# -- from samples ---------------------------------------------------------------------------------------
+
+import itertools  # noqa: E402
+
+from minirl.algos.best_of_n import (best_of_first_n, best_of_n_mass, pool_best_of_n,  # noqa: E402
+                                    pool_best_of_n_weights, select_best)
+
+
+def test_best_of_n_mass_is_the_probability_that_the_best_lands_in_a_block():
+    # P(max of N uniform draws on {0..9} = 6) = (7/10)^N - (6/10)^N, by counting all 10^N outcomes
+    for n in (1, 2, 3):
+        hits = sum(max(o) == 6 for o in itertools.product(range(10), repeat=n))
+        assert float(best_of_n_mass(torch.tensor(0.7, dtype=torch.float64), torch.tensor(0.6, dtype=torch.float64),
+                                    n)) == pytest.approx(hits / 10 ** n, abs=1e-12)
+
+
+def test_select_best_and_best_of_first_n_by_hand():
+    assert torch.equal(select_best(torch.tensor([0.0, 2.0, 1.0, 3.0, 3.0, 0.0]), 3), torch.tensor([1, 3]))  # ties: first
+    with pytest.raises(ValueError, match="scores: need one score per pool row"):
+        select_best(torch.zeros(5), 2)
+    gold = torch.tensor([[1.0, 5.0, -2.0, 9.0], [0.0, -1.0, 3.0, 2.0]], dtype=torch.float64)
+    assert best_of_first_n(gold, gold, 4) == pytest.approx((9.0 + 3.0) / 2)
+    assert best_of_first_n(-gold, gold, 4) == pytest.approx((-2.0 - 1.0) / 2)
+    assert best_of_first_n(gold, gold, 2) == pytest.approx((5.0 + 0.0) / 2)  # only the first n candidates
+    assert best_of_first_n(torch.zeros_like(gold), gold, 3) == pytest.approx((1.0 + 0.0) / 2)  # ties: the first
+    with pytest.raises(ValueError, match="scores, values: need two"):
+        best_of_first_n(gold, gold, 5)
+
+
+def test_pool_weights_equal_exhaustive_subsets():
+    M = 7
+    for n in (1, 2, 3, 7):
+        counts = torch.zeros(M, dtype=torch.float64)
+        subsets = list(itertools.combinations(range(M), n))
+        for s in subsets:
+            counts[max(s)] += 1  # ranks ascending: the best of a subset is its largest rank
+        torch.testing.assert_close(pool_best_of_n_weights(M, n), counts / len(subsets))
+    with pytest.raises(ValueError, match="n: must be <= pool_size"):
+        pool_best_of_n_weights(4, 5)
+
+
+def test_pooled_estimate_matches_the_exact_best_of_n_distribution():
+    """The pool estimator against pi_BoN = F^N - F_-^N on a finite distribution (no ties in the scores)."""
+    g = torch.Generator().manual_seed(3)
+    p = torch.distributions.Dirichlet(torch.ones(12, dtype=torch.float64)).sample()
+    r = torch.randn(12, generator=g, dtype=torch.float64)
+    v = torch.randn(12, generator=g, dtype=torch.float64)  # any value of the outcomes, e.g. a gold reward
+    X, M, ns = 400, 32, [1, 2, 8, 32]
+    draws = torch.multinomial(p, X * M, replacement=True, generator=g).view(X, M)  # (X, M)
+    rows = pool_best_of_n(r[draws], {"gold": v[draws], "proxy": r[draws]}, ns)
+    for row, n in zip(rows, ns):
+        q = best_of_n_distribution(p, r, n)
+        assert row["n"] == n and row["kl"] == pytest.approx(best_of_n_kl_bound(n)) and row["d"] ** 2 == pytest.approx(row["kl"])
+        assert abs(row["gold"] - float(q @ v)) < 4 * row["gold_se"]
+        assert abs(row["proxy"] - float(q @ r)) < 4 * row["proxy_se"]
+    assert rows[0]["gold_gain"] == pytest.approx(0.0, abs=1e-12)  # N = 1 is the pool mean
+    with pytest.raises(ValueError, match="ns: every N must be <="):
+        pool_best_of_n(r[draws], {"gold": v[draws]}, [64])
+    with pytest.raises(ValueError, match="ns: must be a non-empty sequence"):
+        pool_best_of_n(r[draws], {"gold": v[draws]}, [])
