@@ -9,7 +9,7 @@ evaluation (learners never see it). From these, shared code here makes:
     base_corpus(n, seed)      base-generator samples: the "pre-training" corpus
     preferences(n, noise, seed)
         two responses per prompt from a sampling policy (default: the base generator),
-        labelled by Bradley-Terry on the gold reward (docs/equations.md §5):
+        labelled by Bradley-Terry on the gold reward (minirl.preferences; docs/equations.md §5):
             P(a > b | x) = sigma((r(x, a) - r(x, b)) / temperature),
         temperature = 0 meaning "the higher gold reward wins"; then each label is flipped
         with probability ``noise``. A pair with identical responses or equal gold rewards
@@ -40,6 +40,7 @@ from torch import Tensor
 from minirl.checks import check_int, check_number, check_probability, check_seed
 from minirl.data import Preferences, TrajectoryBatch
 from minirl.policies import Policy, check_same_actions
+from minirl.preferences import draw_uniforms, label_pairs
 from llmtrack.mdp import TokenMDP
 from llmtrack.policy import FILLERS, TokenPolicy
 from llmtrack.rollout import generate
@@ -67,7 +68,8 @@ def make_task(name: str, **kwargs) -> "Task":
 # -- small checks and helpers ---------------------------------------------------------------
 
 def check_count(n, field: str = "n", minimum: int = 1, maximum: int | None = None) -> int:
-    """A count: :func:`minirl.checks.check_int` (an integer, not a bool, in [minimum, maximum])."""
+    """Deprecated alias of :func:`minirl.checks.check_int` with minimum 1 (the one validators module); the tasks
+    call check_int, and this name goes once nothing imports it."""
     return check_int(n, field, minimum, maximum)
 
 
@@ -171,7 +173,7 @@ class Task(ABC):
     # -- shared generators ---------------------------------------------------------------------
     def rollout(self, policy: Policy, n: int, seed: int = 0, deterministic: bool = False) -> TrajectoryBatch:
         """n fresh prompts and ``policy``'s responses; info["gold_reward"] (B,) for evaluation."""
-        n = check_count(n)
+        n = check_int(n, "n", 1)
         g = as_generator(seed)
         check_same_actions(self.expert, policy, "task", "policy")  # its token ids must be the task's
         batch = generate(policy, self.sample_prompts(n, g), self.max_new_tokens, generator=g,
@@ -194,10 +196,10 @@ class Task(ABC):
         one token layout (same P and T). Hidden from learners, in ``info``: "gold_reward" on both
         batches and chosen.info["flipped"] (B,) -- True where the noise flipped the label.
         """
-        n = check_count(n)
+        n = check_int(n, "n", 1)
         noise = check_probability(noise, "noise")
         temperature = check_number(temperature, "temperature", 0.0)
-        max_rounds = check_count(max_rounds, "max_rounds")
+        max_rounds = check_int(max_rounds, "max_rounds", 1)
         policy = self.base if policy is None else policy
         check_same_actions(self.expert, policy, "task", "policy")
         g = as_generator(seed)
@@ -211,15 +213,8 @@ class Task(ABC):
             ra, rb = self.gold_reward(a), self.gold_reward(b)
             same = (a.mask == b.mask).all(1) & ((a.actions == b.actions) | ~a.mask).all(1)
             ok = ~same & ~torch.isclose(ra, rb, atol=1e-6, rtol=0.0)
-            u_bt, u_noise = torch.rand(m, generator=g), torch.rand(m, generator=g)
-            # BEGIN SOLUTION
-            if temperature == 0.0:
-                prefer_a = ra > rb
-            else:
-                prefer_a = u_bt < torch.sigmoid((ra - rb) / temperature)
-            flipped = u_noise < noise
-            prefer_a = prefer_a ^ flipped
-            # END SOLUTION
+            u_bt, u_noise = draw_uniforms(m, g)  # drawn for every candidate pair, kept or not
+            prefer_a, flipped = label_pairs(ra, rb, temperature, noise, u_bt, u_noise)  # minirl's labeller
             pick = prefer_a[:, None]
             chosen = a.replace(obs=torch.where(pick, a.obs, b.obs), actions=torch.where(pick, a.actions, b.actions),
                                mask=torch.where(pick, a.mask, b.mask), log_probs=None, terminated=None)
@@ -253,7 +248,7 @@ class Task(ABC):
         if prompts is None:
             support = self.prompt_support()
             if support is None:
-                prompts = self.sample_prompts(check_count(n_prompts, "n_prompts"), as_generator(seed))
+                prompts = self.sample_prompts(check_int(n_prompts, "n_prompts", 1), as_generator(seed))
             else:
                 prompts, probs = support
         return TokenMDP(self.tokenizer, [list(p) for p in prompts], context_size=self.context_size,

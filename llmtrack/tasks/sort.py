@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from minirl.checks import check_probability
+from minirl.checks import check_int, check_probability
 from minirl.data import TrajectoryBatch
-from llmtrack.tasks.base import ExactPolicy, Task, as_generator, check_count, register_task
+from llmtrack.tasks.base import ExactPolicy, Task, as_generator, register_task
 from llmtrack.tokenizer import BOS, EOS, PAD, SPECIAL_TOKENS, word_tokenizer
 
 __all__ = ["SortTask", "SortPolicy", "DIGIT0", "SORT", "EQUALS"]
@@ -85,8 +85,8 @@ class SortTask(Task):
     name = "sort"
 
     def __init__(self, min_len: int = 2, max_len: int = 8, base_skill: float = 0.5):
-        self.min_len = check_count(min_len, "min_len")
-        self.max_len = check_count(max_len, "max_len")
+        self.min_len = check_int(min_len, "min_len", 1)
+        self.max_len = check_int(max_len, "max_len", 1)
         if not self.min_len <= self.max_len <= 20:
             raise ValueError(f"max_len: must satisfy min_len <= max_len <= 20, got min_len={min_len}, max_len={max_len}")
         self.base_skill = check_probability(base_skill, "base_skill")
@@ -105,7 +105,7 @@ class SortTask(Task):
         return self._base
 
     def sample_prompts(self, n: int, generator=None) -> list[list[int]]:
-        n = check_count(n)
+        n = check_int(n, "n", 1)
         g = as_generator(generator)
         lengths = torch.randint(self.min_len, self.max_len + 1, (n,), generator=g)
         digits = torch.randint(0, 10, (n, self.max_len), generator=g) + DIGIT0
