@@ -17,8 +17,26 @@ Shapes (B = trajectories, T = steps):
     values     (B, T)       optional: value estimates V(s_t)
     terminated (B, T)       optional: True where step t ended the episode by reaching
                             a terminal state (not by a time limit)
-    info       dict         extra per-batch data kept away from learners (e.g. the
-                            gold reward for evaluation)
+    truncated  (B, T)       optional: True where step t ended the episode by a time limit
+                            (the episode could have gone on: bootstrap from s_{t+1})
+    next_obs   (B, T, ...)  optional: the true s_{t+1} of every step (the final observation
+                            where an episode ended, not the next episode's first one);
+                            step-wise observations only
+    next_values (B, T)      optional: V(s_{t+1}) for GAE, 0 where step t terminated
+    group_size int          optional: rows come in consecutive groups of this many
+                            responses to one prompt (RLOO / GRPO baselines)
+    info       dict         what learners must never see (the gold reward of an MDP\\R,
+                            labels' provenance); no algorithm reads it
+
+``episode_end`` = terminated | truncated is derived, not stored.
+
+Design decision: what a learner legitimately needs about the trajectories -- where episodes
+end and why, the true next observation, the bootstrap value, the grouping of responses -- is a
+typed field of the batch itself, not a key of ``info`` and not a companion object. These are
+per-step facts of the same rows and columns, so they are shape-checked here, selected by
+``batch[index]``, padded by :meth:`TrajectoryBatch.cat` and moved by ``to`` together with the
+steps they describe; a companion would need all of that a second time. Logging (the returns of
+finished episodes) is not batch data: a batch source reports it (:mod:`minirl.sources`).
 """
 
 from __future__ import annotations
@@ -33,9 +51,10 @@ from torch import Tensor
 
 from minirl.checks import check_binary_mask, check_finite, check_int, check_number
 
-__all__ = ["TrajectoryBatch", "Preferences", "empirical_occupancy"]
+__all__ = ["TrajectoryBatch", "Preferences", "empirical_occupancy", "last_step"]
 
-_OPTIONAL = ("rewards", "log_probs", "values", "terminated")
+_OPTIONAL = ("rewards", "log_probs", "values", "terminated", "truncated", "next_values")
+_TENSORS = ("obs", "actions", "mask", *_OPTIONAL, "next_obs")  # every per-row tensor field
 
 
 @dataclass(frozen=True)
@@ -49,10 +68,14 @@ class TrajectoryBatch:
     log_probs: Tensor | None = None
     values: Tensor | None = None
     terminated: Tensor | None = None
+    truncated: Tensor | None = None
+    next_obs: Tensor | None = None
+    next_values: Tensor | None = None
+    group_size: int | None = None
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name in ("obs", "actions", "mask", *_OPTIONAL):
+        for name in _TENSORS:
             value = getattr(self, name)
             if value is not None and not isinstance(value, Tensor):
                 raise ValueError(f"{name}: must be a torch.Tensor, got {type(value).__name__}")
@@ -69,9 +92,20 @@ class TrajectoryBatch:
             value = getattr(self, name)
             if value is not None and tuple(value.shape) != (B, T):
                 raise ValueError(f"{name}: must have shape (B, T) = {(B, T)}, got {tuple(value.shape)}")
+        for name in ("terminated", "truncated"):
+            value = getattr(self, name)
+            if value is not None and value.dtype != torch.bool:
+                object.__setattr__(self, name, check_binary_mask(value, name))
+        if self.next_obs is not None and (self.obs.shape[1] != T or self.next_obs.shape != self.obs.shape):
+            raise ValueError(f"next_obs: must have the shape of step-wise obs (B, T, ...) = {tuple(self.obs.shape)}, "
+                             f"got {tuple(self.next_obs.shape)}")
+        if self.group_size is not None:
+            check_int(self.group_size, "group_size", 1)
+            if B % self.group_size:
+                raise ValueError(f"group_size: {B} rows do not split into groups of {self.group_size}")
         # NaN / inf would flow silently into every loss (one NaN reward turns a PPO policy into NaN):
         # refused here, at the one boundary every batch crosses. Integer fields (ids) are finite by type.
-        for name in ("obs", "actions", "rewards", "log_probs", "values"):
+        for name in ("obs", "actions", "rewards", "log_probs", "values", "next_obs", "next_values"):
             check_finite(getattr(self, name), name)
 
     # -- sizes ---------------------------------------------------------------
@@ -93,20 +127,28 @@ class TrajectoryBatch:
         """Real steps per trajectory, shape (B,)."""
         return self.mask.sum(dim=1)
 
+    @property
+    def episode_end(self) -> Tensor:
+        """(B, T) bool: True where an episode ended at step t, terminated or truncated."""
+        ends = torch.zeros_like(self.mask)
+        for flags in (self.terminated, self.truncated):
+            if flags is not None:
+                ends = ends | flags.to(ends.device)
+        return ends
+
     # -- manipulation --------------------------------------------------------
     def replace(self, **changes: Any) -> "TrajectoryBatch":
         """A copy with some fields replaced (e.g. DAgger's relabelled actions)."""
         return dataclasses.replace(self, **changes)
 
     def __getitem__(self, index: Tensor | slice | Sequence[int]) -> "TrajectoryBatch":
-        """Select trajectories (rows) by index; per-trajectory info tensors follow."""
-        changes = {name: getattr(self, name)[index] for name in ("obs", "actions", "mask", *_OPTIONAL)
-                   if getattr(self, name) is not None}
-        return dataclasses.replace(self, **changes, info=dict(self.info))
+        """Select trajectories (rows) by index; every per-step field follows. Selected rows no longer
+        form consecutive groups, so ``group_size`` is dropped."""
+        changes = {name: getattr(self, name)[index] for name in _TENSORS if getattr(self, name) is not None}
+        return dataclasses.replace(self, **changes, group_size=None, info=dict(self.info))
 
     def to(self, device: torch.device | str) -> "TrajectoryBatch":
-        changes = {name: getattr(self, name).to(device) for name in ("obs", "actions", "mask", *_OPTIONAL)
-                   if getattr(self, name) is not None}
+        changes = {name: getattr(self, name).to(device) for name in _TENSORS if getattr(self, name) is not None}
         return dataclasses.replace(self, **changes)
 
     def masked_mean(self, x: Tensor) -> Tensor:
@@ -126,8 +168,9 @@ class TrajectoryBatch:
         -- a prompt in the first P columns, the T steps' tokens in the last T (the token
         layout of ``llmtrack``) -- keep that layout: prompts are left-padded to the widest P,
         step columns right-padded to the longest T, so column P + t is still step t.
-        Optional fields are kept only if every batch has them; ``info`` (which describes one
-        collection run) is not merged.
+        Optional fields are kept only if every batch has them (``next_obs`` is padded like
+        step-wise obs, ``group_size`` kept if all batches share it); ``info`` (which describes
+        one collection run) is not merged.
         """
         if len(batches) == 0:
             raise ValueError("batches: need at least one TrajectoryBatch to concatenate")
@@ -151,13 +194,26 @@ class TrajectoryBatch:
         else:
             P = max(b.obs.shape[1] - b.horizon for b in batches)
             fields["obs"] = torch.cat([pad(b.obs, P + T, left=P - (b.obs.shape[1] - b.horizon)) for b in batches])
-        return TrajectoryBatch(**fields)
+        if all(b.next_obs is not None for b in batches):
+            fields["next_obs"] = torch.cat([pad(b.next_obs, T) for b in batches])
+        sizes = {b.group_size for b in batches}
+        return TrajectoryBatch(**fields, group_size=sizes.pop() if len(sizes) == 1 else None)
 
     def flat_steps(self) -> tuple[Tensor, Tensor]:
         """(obs, actions) of the real steps, flattened to (N, ...) and (N, ...); step-wise obs only."""
         if self.obs.shape[1] != self.horizon:
             raise ValueError("obs: flat_steps needs step-wise observations of shape (B, T, ...)")
         return self.obs[self.mask], self.actions[self.mask]
+
+
+def last_step(mask: Tensor) -> Tensor:
+    """(B, T) bool: True at each row's last real step (where a response or episode ends); all False
+    on a row without real steps."""
+    lengths = mask.long().sum(1)
+    out = torch.zeros_like(mask)
+    rows = lengths > 0
+    out[rows.nonzero().squeeze(-1), lengths[rows] - 1] = True
+    return out
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,13 @@ f recovers the advantage of the expert's reward; the state-only g recovers the r
 a constant (deterministic dynamics), and the potential v absorbs the shaping, so g transfers to
 new dynamics where a reward learned on (s, a) does not.
 
+Step vs sequence is the discriminator's business, not the trainer's: both kinds provide the same
+*unit* methods (:data:`UNIT_METHODS`) -- ``units(batch)`` what it judges in a batch (flattened
+transitions with s', or the rows themselves), ``count`` / ``take`` to minibatch them, ``judge``
+their logits, ``weights`` their occupancy weights, ``observe`` to update input statistics, and
+``rewards(batch, rule, ...)`` -> (B, T) where it pays r(h): on every step, or at each row's last
+step. :class:`~minirl.algos.adversarial.AdversarialImitation` calls only these.
+
 Inputs are encoded once: integer state ids (a ``Discrete`` space) become one-hot vectors, so with
 ``hidden=()`` each network is a linear function of one-hots, i.e. a table: the tabular case is the
 same class. Discrete actions are one-hot too; continuous actions enter as they are.
@@ -26,13 +33,21 @@ same class. Discrete actions are one-hot too; continuous actions enter as they a
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from minirl.checks import check_int, check_number, check_seed
+from minirl.data import TrajectoryBatch, last_step
 
-__all__ = ["discriminator_loss", "StepDiscriminator", "AIRLDiscriminator", "SequenceDiscriminator", "mlp"]
+__all__ = ["discriminator_loss", "StepLevelDiscriminator", "StepDiscriminator", "AIRLDiscriminator",
+           "SequenceDiscriminator", "mlp", "transitions", "absorbing_transitions", "absorbing_state",
+           "redirect_to_absorbing", "UNIT_METHODS"]
+
+UNIT_METHODS = ("units", "count", "take", "observe", "judge", "weights", "rewards")
+"""What a discriminator provides so that one adversarial trainer serves steps and sequences."""
 
 
 def discriminator_loss(h_demo: Tensor, h_policy: Tensor, w_demo: Tensor | None = None,
@@ -118,7 +133,118 @@ class _Encoder(nn.Module):
         return x if absorbing is None else torch.where(absorbing[..., None], torch.zeros_like(x), x)
 
 
-class StepDiscriminator(nn.Module):
+# -- transitions: the units a step discriminator judges ----------------------------
+
+def transitions(batch: TrajectoryBatch) -> dict[str, Tensor]:
+    """Flatten a batch to its real steps with s' and the termination flag: (N, ...) tensors.
+
+    s' comes from ``batch.next_obs`` when present (PPO's fragments); otherwise from the next
+    step of the same episode (whole-episode batches such as demonstrations), and a last step
+    whose s' is unknown (the episode was cut by a time limit) is dropped.
+    """
+    m = batch.mask
+    done = batch.terminated if batch.terminated is not None else torch.zeros_like(m)
+    if batch.next_obs is not None:
+        keep, next_obs = m, batch.next_obs
+    else:
+        next_obs = torch.cat([batch.obs[:, 1:], batch.obs[:, -1:]], dim=1)  # (B, T, ...) obs of t + 1
+        has_next = torch.cat([m[:, 1:], torch.zeros_like(m[:, :1])], dim=1)
+        keep = m & (has_next | done)  # a terminal step needs no s' (v(s') is multiplied by 0)
+    n = int(keep.sum())
+    return {"obs": batch.obs[keep], "actions": batch.actions[keep], "next_obs": next_obs[keep], "done": done[keep],
+            "absorbing": torch.zeros(n, dtype=torch.bool), "next_absorbing": torch.zeros(n, dtype=torch.bool)}
+
+
+def redirect_to_absorbing(steps: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The same steps, with every terminating one leading to the absorbing state instead of ending."""
+    ends = steps["done"]
+    return dict(steps, done=torch.zeros_like(ends), next_absorbing=steps["next_absorbing"] | ends)
+
+
+def absorbing_state(steps: dict[str, Tensor], k: int) -> dict[str, Tensor]:
+    """k copies of the absorbing self-transition, in the layout of ``steps``.
+
+    Its observation and action fields are placeholders: the discriminator's encoder replaces
+    them by the absorbing state's own features (zero state features, flag 1, no action).
+    """
+    out = {key: torch.zeros((k, *value.shape[1:]), dtype=value.dtype) for key, value in steps.items()}
+    out["absorbing"] = out["next_absorbing"] = torch.ones(k, dtype=torch.bool)
+    return out
+
+
+def absorbing_transitions(steps: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Termination as a move into an absorbing state (Kostrikov et al. 2019), for the discriminator.
+
+    Each terminating step now leads to the absorbing state (``done`` False, ``next_absorbing``
+    True), and for each one an absorbing self-transition is appended: the state the agent
+    would occupy forever after. The discriminator then *learns* what ending an episode is worth
+    (demonstrations that never end never show it) instead of every reward rule building in 0.
+    """
+    redirected, tail = redirect_to_absorbing(steps), absorbing_state(steps, int(steps["done"].sum()))
+    return {key: torch.cat([redirected[key], tail[key]]) for key in steps}
+
+
+class StepLevelDiscriminator(nn.Module):
+    """The unit methods of a discriminator of transitions (s, a, s'); subclasses define ``logits``
+    and an ``encoder`` (module docstring). Units are dicts of (N, ...) tensors (:func:`transitions`)."""
+
+    structured = False
+    level = "step"
+
+    def units(self, batch: TrajectoryBatch, absorbing: bool = False) -> dict[str, Tensor]:
+        """The real steps of ``batch`` with s'; with ``absorbing``, ends lead to the absorbing state."""
+        steps = transitions(batch)
+        return absorbing_transitions(steps) if absorbing else steps
+
+    @staticmethod
+    def count(units: dict[str, Tensor]) -> int:
+        return len(units["obs"])
+
+    @staticmethod
+    def take(units: dict[str, Tensor], index: Tensor) -> dict[str, Tensor]:
+        return {k: v[index] for k, v in units.items()}
+
+    def observe(self, units: dict[str, Tensor], demo_units: dict[str, Tensor]) -> None:
+        """Fold the real states of both sides into the encoder's running statistics."""
+        self.encoder.observe(torch.cat([units["obs"][~units["absorbing"]], demo_units["obs"][~demo_units["absorbing"]]]))
+
+    def judge(self, units: dict[str, Tensor], policy: Any) -> Tensor:
+        """h for every unit, (N,). A structured (AIRL) logit needs the current log pi(a|s) of ``policy``."""
+        log_pi = None
+        if self.structured:  # AIRL's D = e^f / (e^f + pi) needs the current pi(a|s)
+            one_step = TrajectoryBatch(obs=units["obs"][:, None], actions=units["actions"][:, None],
+                                       mask=torch.ones(len(units["obs"]), 1, dtype=torch.bool))
+            with torch.no_grad():
+                log_pi = policy.log_prob(one_step)[:, 0]
+            log_pi = torch.where(units["absorbing"], torch.zeros_like(log_pi), log_pi)  # one "no-op" action there
+        return self.logits(units["obs"], units["actions"], units["next_obs"], units["done"], log_pi,
+                           units["absorbing"], units["next_absorbing"])
+
+    @staticmethod
+    def weights(units: dict[str, Tensor], gamma: float) -> Tensor:
+        """Occupancy weights: an absorbing sample stands for every step after the end, sum_k gamma^k = 1 / (1 - gamma)."""
+        return torch.where(units["absorbing"], 1.0 / (1.0 - gamma), 1.0)
+
+    def rewards(self, batch: TrajectoryBatch, rule: Any, policy: Any, absorbing: bool, gamma: float
+                ) -> tuple[Tensor, dict[str, float]]:
+        """r(h(s_t, a_t, s_{t+1})) on every real step, (B, T); with ``absorbing``, a terminating step also
+        earns gamma r(h_abs) / (1 - gamma), the worth of staying in the absorbing state forever."""
+        if batch.next_obs is None:
+            raise ValueError("batch: needs next_obs (collect it with minirl.rollout.collect_fragments)")
+        steps, m, stats = transitions(batch), batch.mask, {}
+        rewards = torch.zeros(m.shape)
+        if absorbing:
+            value_abs = rule.reward(self.judge(absorbing_state(steps, 1), policy))[0] / (1.0 - gamma)
+            steps = redirect_to_absorbing(steps)
+        rewards[m] = rule.reward(self.judge(steps, policy))  # (N,) in the order of batch[m]
+        if absorbing and batch.terminated is not None:
+            rewards[m & batch.terminated] += gamma * value_abs
+            stats["reward/absorbing"] = (value_abs * (1.0 - gamma)).item()
+        stats["reward/mean"] = rewards[m].mean().item()
+        return rewards, stats
+
+
+class StepDiscriminator(StepLevelDiscriminator):
     """h(s, a) = MLP([phi(s), phi(a)]): the discriminator of GAIL / FAIRL (and AIRL without structure).
 
     Args:
@@ -146,7 +272,7 @@ class StepDiscriminator(nn.Module):
         return self.net(x).squeeze(-1)  # (...)
 
 
-class AIRLDiscriminator(nn.Module):
+class AIRLDiscriminator(StepLevelDiscriminator):
     """AIRL's structured logit f(s, a, s') - log pi(a|s) with f = g(s) + gamma (1 - done) v(s') - v(s).
 
     ``reward(obs)`` is the learned state-only reward g(s), the part meant to transfer.
@@ -210,6 +336,40 @@ class SequenceDiscriminator(nn.Module):
             raise ValueError("scorer: must have a score(batch) -> (B,) method (e.g. a reward model)")
         self.scorer = scorer
 
-    def logits(self, batch) -> Tensor:
+    def logits(self, batch: TrajectoryBatch) -> Tensor:
         """h for each row of a TrajectoryBatch of whole episodes, (B,)."""
         return self.scorer.score(batch)
+
+    # -- the unit methods: a unit is a row (a whole episode) ---------------------
+    @staticmethod
+    def units(batch: TrajectoryBatch, absorbing: bool = False) -> TrajectoryBatch:
+        if absorbing:
+            raise ValueError("absorbing: a sequence-level discriminator judges whole episodes, so it has no "
+                             "absorbing state to learn (and no survival bias: one reward per episode)")
+        return batch
+
+    @staticmethod
+    def count(units: TrajectoryBatch) -> int:
+        return units.batch_size
+
+    @staticmethod
+    def take(units: TrajectoryBatch, index: Tensor) -> TrajectoryBatch:
+        return units[index]
+
+    def observe(self, units: TrajectoryBatch, demo_units: TrajectoryBatch) -> None:
+        """Nothing to standardise: the scorer reads token ids."""
+
+    def judge(self, units: TrajectoryBatch, policy: Any = None) -> Tensor:
+        return self.logits(units)
+
+    @staticmethod
+    def weights(units: TrajectoryBatch, gamma: float) -> Tensor:
+        return torch.ones(units.batch_size)
+
+    def rewards(self, batch: TrajectoryBatch, rule: Any, policy: Any = None, absorbing: bool = False,
+                gamma: float = 1.0) -> tuple[Tensor, dict[str, float]]:
+        """r(h(row)) at each row's last real step, 0 elsewhere, (B, T)."""
+        r = rule.reward(self.logits(batch)).float().cpu()  # (B,)
+        rewards = torch.zeros(batch.mask.shape)
+        rewards[last_step(batch.mask.cpu())] = r[batch.lengths.cpu() > 0]
+        return rewards, {"reward/mean": r.mean().item()}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -24,7 +24,7 @@ from minirl.checks import check_int, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.policies import Policy, action_count
 
-__all__ = ["rollout", "episode_returns", "collect_fragments", "FragmentState"]
+__all__ = ["rollout", "episode_returns", "collect_fragments", "FragmentState", "check_action_space", "with_reward"]
 
 
 def _obs_tensor(obs: np.ndarray, space: gym.Space) -> torch.Tensor:
@@ -66,7 +66,7 @@ def rollout(
     mode = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
         raise ValueError(f"envs: autoreset mode must be NEXT_STEP or SAME_STEP, got {mode}")
-    _check_action_space(envs, policy)
+    check_action_space(envs, policy)
     if generator is None:
         generator = torch.Generator().manual_seed(seed if seed is not None else 0)
     N = envs.num_envs
@@ -144,6 +144,19 @@ def episode_returns(batch: TrajectoryBatch, key: str | None = None) -> torch.Ten
     return batch.masked_sum(r)
 
 
+def with_reward(batch: TrajectoryBatch, reward_fn: Callable[[TrajectoryBatch], torch.Tensor]) -> TrajectoryBatch:
+    """``batch`` with ``rewards = reward_fn(batch)``: the learner's reward (a discriminator's, a reward
+    model's with a KL penalty, a rescaled env reward). It must be (B, T); it is detached, cast to
+    float32 and set to 0 on padding."""
+    with torch.no_grad():
+        rewards = reward_fn(batch)
+    if not isinstance(rewards, torch.Tensor) or tuple(rewards.shape) != tuple(batch.mask.shape):
+        got = tuple(rewards.shape) if isinstance(rewards, torch.Tensor) else type(rewards).__name__
+        raise ValueError(f"reward_fn: must return (B, T) = {tuple(batch.mask.shape)}, got {got}")
+    mask = batch.mask.to(rewards.device)
+    return batch.replace(rewards=torch.where(mask, rewards.detach().float(), torch.zeros((), device=rewards.device)))
+
+
 # ----------------------------------------------------------------------------
 # Fixed-length fragments for on-policy actor-critic methods (PPO)
 # ----------------------------------------------------------------------------
@@ -156,14 +169,17 @@ class FragmentState:
         obs: (N, ...) the current observation of each sub-env.
         skip: (N,) True where the sub-env's next step only resets it (NEXT_STEP autoreset).
         running_return: (N,) env (or gold) return of each sub-env's unfinished episode so far.
+        finished_returns: gold (else env) returns of the episodes that ended during the last call,
+            for logging only (never batch data).
     """
 
     obs: np.ndarray
     skip: np.ndarray
     running_return: np.ndarray
+    finished_returns: list[float] = field(default_factory=list)
 
 
-def _check_action_space(envs: VectorEnv, policy: Policy) -> None:
+def check_action_space(envs: VectorEnv, policy: Policy) -> None:
     """Refuse a discrete policy in a continuous action space and vice versa, and a discrete policy whose
     action count differs from the env's Discrete(n) (a 6-action policy would send actions 4 and 5 to a
     4-action env, or never take an action that exists); ValueError on ``policy``. A mixture (DAgger's
@@ -171,8 +187,8 @@ def _check_action_space(envs: VectorEnv, policy: Policy) -> None:
     from minirl.policies import GaussianPolicy, MixturePolicy
 
     if isinstance(policy, MixturePolicy):
-        _check_action_space(envs, policy.expert)
-        _check_action_space(envs, policy.learner)
+        check_action_space(envs, policy.expert)
+        check_action_space(envs, policy.learner)
         return
     space = envs.single_action_space
     n_actions = action_count(policy)
@@ -203,7 +219,7 @@ def collect_fragments(
 
     Unlike :func:`rollout`, fragments do not follow episodes: row i is sub-env i's last
     ``n_steps`` vector steps, and an episode may end (and the next begin) anywhere in a row;
-    ``info["episode_end"]`` marks where. Under NEXT_STEP autoreset the vector step after an
+    ``batch.episode_end`` marks where. Under NEXT_STEP autoreset the vector step after an
     episode's end only resets that sub-env: it is not a transition, so it stays in place with
     ``mask`` False (the only masked steps). Continuous actions are clipped to the action space
     when sent to the env; the batch keeps the sampled (unclipped) ones, whose log-probs we know.
@@ -212,17 +228,16 @@ def collect_fragments(
         envs: a gymnasium vector env (NEXT_STEP or SAME_STEP autoreset).
         policy: samples actions; ``value_fn``: a :class:`~minirl.policies.ValueFunction`.
         state: where the previous call stopped; None resets ``envs`` with ``seed``.
-        reward_fn: ``reward_fn(batch) -> (B, T)`` the learner's reward (e.g. a discriminator's).
-            It sees obs, actions, mask, log_probs, terminated and ``info["next_obs"]``. Without
-            it the env's reward is used, which an MDP\\R env hides (then this raises).
+        reward_fn: optional ``reward_fn(batch) -> (B, T)``, the learner's reward in place of the
+            env's (:func:`with_reward`).
     Returns:
-        (batch, state). The batch (B = num_envs, T = n_steps) has obs, actions, mask, rewards,
-        log_probs, values V(s_t), terminated, and in ``info``: ``next_obs`` (B, T, ...) the true
-        s_{t+1} (the final observation at an episode's end, not the reset one), ``truncated``,
-        ``episode_end`` (= terminated | truncated), ``next_values`` (B, T) V(s_{t+1}), 0 where
-        terminated (bootstrapped from the final observation where truncated), ``env_reward``
-        (B, T) (0 where the env hides it), ``gold_reward`` where the env provides it, and
-        ``episode_returns`` (list of floats) the gold (else env) returns of episodes completed.
+        (batch, state). The batch (B = num_envs, T = n_steps) has obs, actions, mask, log_probs,
+        values V(s_t), terminated, truncated, ``next_obs`` (B, T, ...) the true s_{t+1} (the final
+        observation at an episode's end, not the reset one), ``next_values`` (B, T) V(s_{t+1}), 0
+        where terminated (bootstrapped from the final observation where truncated), ``rewards`` the
+        env's (None if the env hides them, an MDP\\R, and no ``reward_fn`` is given) and, in
+        ``info``, ``gold_reward`` where the env provides it. ``state.finished_returns`` holds the
+        gold (else env) returns of the episodes completed in this call.
     """
     n_steps = check_int(n_steps, "n_steps", 1)
     if seed is not None:
@@ -230,7 +245,7 @@ def collect_fragments(
     mode = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
     if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
         raise ValueError(f"envs: autoreset mode must be NEXT_STEP or SAME_STEP, got {mode}")
-    _check_action_space(envs, policy)
+    check_action_space(envs, policy)
     N, obs_space, act_space = envs.num_envs, envs.single_observation_space, envs.single_action_space
     if state is None:
         obs, _ = envs.reset(seed=seed)
@@ -268,31 +283,20 @@ def collect_fragments(
     mask = torch.as_tensor(data["valid"])  # (B, T)
     terminated = torch.as_tensor(data["term"])
     action_dtype = torch.float32 if isinstance(act_space, gym.spaces.Box) else torch.long
-    info_out: dict[str, Any] = {
-        "next_obs": _obs_tensor(data["next"], obs_space),  # (B, T, ...)
-        "truncated": torch.as_tensor(data["trunc"]),
-        "episode_end": terminated | torch.as_tensor(data["trunc"]),
-        "env_reward": torch.as_tensor(data["rew"], dtype=torch.float32),
-        "episode_returns": finished,
-    }
-    if has_gold:
-        info_out["gold_reward"] = torch.as_tensor(data["gold"], dtype=torch.float32)
+    zero = torch.zeros(())
     batch = TrajectoryBatch(obs=_obs_tensor(data["obs"], obs_space),
                             actions=torch.as_tensor(data["act"], dtype=action_dtype), mask=mask,
                             log_probs=torch.as_tensor(data["logp"], dtype=torch.float32),
-                            terminated=terminated, info=info_out)
+                            terminated=terminated, truncated=torch.as_tensor(data["trunc"]),
+                            next_obs=_obs_tensor(data["next"], obs_space),  # (B, T, ...)
+                            rewards=None if hidden else torch.where(mask, torch.as_tensor(data["rew"],
+                                                                                          dtype=torch.float32), zero),
+                            info={"gold_reward": torch.as_tensor(data["gold"], dtype=torch.float32)} if has_gold
+                            else {})
     with torch.no_grad():
-        if reward_fn is not None:
-            rewards = reward_fn(batch).detach().float()
-            if tuple(rewards.shape) != tuple(mask.shape):
-                raise ValueError(f"reward_fn: must return (B, T) = {tuple(mask.shape)}, got {tuple(rewards.shape)}")
-        elif hidden:
-            raise ValueError("reward_fn: the env hides its reward (MDP\\R); pass a reward_fn")
-        else:
-            rewards = info_out["env_reward"]
         values = value_fn.values(batch)  # (B, T)
-        next_values = value_fn.value(info_out["next_obs"].flatten(0, 1)).view(mask.shape)  # V(s_{t+1}), (B, T)
-    zero = torch.zeros(())
-    info_out["next_values"] = torch.where(mask & ~terminated, next_values, zero)  # absorbing: V = 0
-    batch = batch.replace(rewards=torch.where(mask, rewards, zero), values=values, info=info_out)
-    return batch, FragmentState(obs, skip, running)
+        next_values = value_fn.value(batch.next_obs.flatten(0, 1)).view(mask.shape)  # V(s_{t+1}), (B, T)
+    batch = batch.replace(values=values, next_values=torch.where(mask & ~terminated, next_values, zero))  # absorbing: V = 0
+    if reward_fn is not None:
+        batch = with_reward(batch, reward_fn)
+    return batch, FragmentState(obs, skip, running, finished)

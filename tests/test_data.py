@@ -32,6 +32,12 @@ def test_sizes_and_masked_reductions():
         ("rewards", dict(rewards=torch.zeros(3, 3)), "rewards"),
         ("log_probs", dict(log_probs=torch.zeros(4, 4)), "log_probs"),
         ("values", dict(values=[0.0]), "values"),
+        ("next_values", dict(next_values=torch.zeros(3, 5)), "next_values"),
+        ("next_values", dict(next_values=torch.full((3, 4), float("nan"))), "next_values: must be finite"),
+        ("truncated", dict(truncated=torch.full((3, 4), 0.5)), "truncated: must hold only 0/1"),
+        ("next_obs", dict(next_obs=torch.zeros(3, 5)), "next_obs"),
+        ("group_size", dict(group_size=2), "group_size: 3 rows do not split into groups of 2"),
+        ("group_size", dict(group_size=True), "group_size"),
     ],
 )
 def test_validation_names_the_field(field, kwargs, match):
@@ -90,3 +96,30 @@ def test_empirical_occupancy_is_a_discounted_count():
     # row 0: (0,1)@t0 w1, (1,0)@t1 w.5, (1,1)@t2 w.25; row 1: (1,0)@t0 w1, (0,0)@t1 w.5
     assert rho.tolist() == [[0.25, 0.5], [0.75, 0.125]]
     assert rho.sum() == pytest.approx((1 + 0.5 + 0.25 + 1 + 0.5) / 2)
+
+
+def test_learner_fields_are_typed_and_travel_with_their_rows():
+    """next_obs, next_values, terminated / truncated and group_size are fields, not info keys: they are
+    selected by indexing, padded by cat, and episode_end is derived from the two flags."""
+    B, T = 4, 3
+    obs = torch.arange(B * T, dtype=torch.float32).reshape(B, T, 1)
+    terminated = torch.zeros(B, T, dtype=torch.bool)
+    terminated[0, 1] = True
+    truncated = torch.zeros(B, T, dtype=torch.bool)
+    truncated[2, 2] = True
+    b = TrajectoryBatch(obs=obs, actions=torch.zeros(B, T, dtype=torch.long), mask=torch.ones(B, T),
+                        terminated=terminated, truncated=truncated, next_obs=obs + 1, next_values=obs[..., 0] * 2,
+                        group_size=2)
+    assert torch.equal(b.episode_end, terminated | truncated) and b.info == {}
+    rows = b[torch.tensor([2, 0])]
+    assert torch.equal(rows.next_obs, (obs + 1)[[2, 0]]) and torch.equal(rows.next_values, obs[[2, 0], :, 0] * 2)
+    assert torch.equal(rows.episode_end, (terminated | truncated)[[2, 0]])
+    assert rows.group_size is None  # selected rows no longer form consecutive groups
+    short = TrajectoryBatch(obs=obs[:2, :2], actions=torch.zeros(2, 2, dtype=torch.long), mask=torch.ones(2, 2),
+                            terminated=terminated[:2, :2], truncated=truncated[:2, :2], next_obs=obs[:2, :2] + 1,
+                            next_values=torch.ones(2, 2), group_size=2)
+    both = TrajectoryBatch.cat([b, short])
+    assert both.group_size == 2 and both.next_obs.shape == (6, 3, 1)
+    assert torch.equal(both.next_obs[4:, 2], torch.zeros(2, 1)) and not both.mask[4:, 2].any()
+    assert torch.equal(both.next_values[4:, :2], torch.ones(2, 2)) and both.truncated.shape == (6, 3)
+    assert TrajectoryBatch.cat([b, short.replace(group_size=None)]).group_size is None

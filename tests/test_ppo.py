@@ -171,13 +171,13 @@ def test_fragments_on_cartpole_keep_true_next_observations(mode):
     seen = {}
 
     def reward_fn(b):  # an adversarial trainer's reward: sees s, a, s' and log pi(a|s)
-        seen.update(next_obs=b.info["next_obs"], log_probs=b.log_probs)
-        return b.info["next_obs"][..., 0]
+        seen.update(next_obs=b.next_obs, log_probs=b.log_probs, env_reward=b.rewards)
+        return b.next_obs[..., 0]
 
     batch, state = collect_fragments(envs, pi, vf, 60, None, torch.Generator().manual_seed(0), reward_fn, seed=0)
     batch2, _ = collect_fragments(envs, pi, vf, 60, state, torch.Generator().manual_seed(1))
     for b in (batch, batch2):
-        m, nxt, end = b.mask, b.info["next_obs"], b.info["episode_end"]
+        m, nxt, end = b.mask, b.next_obs, b.episode_end
         assert b.terminated[m].any()  # the random policy drops the pole within 60 steps
         assert (_out_of_bounds(nxt) == b.terminated).all()  # s' of a terminal step is the final obs
         assert not _out_of_bounds(b.obs[m]).any()
@@ -187,17 +187,20 @@ def test_fragments_on_cartpole_keep_true_next_observations(mode):
             assert torch.equal(~m[:, 1:], end[:, :-1])
         else:
             assert m.all()
-        assert torch.allclose(b.info["next_values"], torch.where(m & ~b.terminated, vf.value(nxt), 0.0).detach())
+        assert torch.allclose(b.next_values, torch.where(m & ~b.terminated, vf.value(nxt), 0.0).detach())
         assert torch.allclose(b.values, torch.where(m, vf.value(b.obs), 0.0).detach())
     assert torch.equal(batch.rewards, torch.where(batch.mask, seen["next_obs"][..., 0], 0.0))
-    assert batch.info["env_reward"][batch.mask].eq(1.0).all()  # the env's own reward is kept apart
-    assert len(batch.info["episode_returns"]) == int(batch.info["episode_end"].sum())
+    assert seen["env_reward"][batch.mask].eq(1.0).all()  # the reward_fn saw the env's own reward, then replaced it
+    assert len(state.finished_returns) == int(batch.episode_end.sum())  # logging, not batch data
+    assert not {"next_obs", "next_values", "episode_end", "truncated", "env_reward", "episode_returns"} & set(b.info)
 
 
 def test_fragments_refuse_hidden_reward_without_reward_fn():
     envs = gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync", wrappers=[HideReward])
-    with pytest.raises(ValueError, match="reward_fn"):
-        collect_fragments(envs, MLPPolicy(4, 2), ValueMLP(4), 5, seed=0)
+    batch, _ = collect_fragments(envs, MLPPolicy(4, 2), ValueMLP(4), 5, seed=0)
+    assert batch.rewards is None  # an MDP\R shows the learner no reward ...
+    with pytest.raises(ValueError, match="reward_fn"):  # ... so PPO refuses to train without one, before any update
+        PPO(MLPPolicy(4, 2), ValueMLP(4)).train(envs, 10)
     batch, _ = collect_fragments(envs, MLPPolicy(4, 2), ValueMLP(4), 30, seed=0,
                                  reward_fn=lambda b: torch.zeros(b.mask.shape))
     assert batch.info["gold_reward"][batch.mask].eq(1.0).all()
@@ -296,7 +299,7 @@ def test_monte_carlo_estimators_reach_the_kl_regularised_optimum_of_a_bandit(est
         obs = torch.zeros(32 * G, 1, dtype=torch.long)
         actions, log_probs = policy.sample(obs[:, 0], generator=generator)
         return TrajectoryBatch(obs=obs, actions=actions[:, None], mask=torch.ones(32 * G, 1, dtype=torch.bool),
-                               log_probs=log_probs[:, None], info={"group_size": G})
+                               log_probs=log_probs[:, None], group_size=G)
 
     def reward(batch: TrajectoryBatch) -> torch.Tensor:
         a = batch.actions[:, 0]

@@ -64,13 +64,14 @@ def test_kl_penalty_bookkeeping(task, base):
 def test_response_source_layout(task, base):
     policy = copy.deepcopy(base).add_value_head()
     batch = ResponseSource(policy, task, n_prompts=5, group_size=3, seed=0)()
-    assert batch.batch_size == 15 and batch.info["group_size"] == 3
+    assert batch.batch_size == 15 and batch.group_size == 3
     P = batch.obs.shape[1] - batch.horizon
     prompts = batch.obs[:, :P].reshape(5, 3, P)
     assert (prompts == prompts[:, :1]).all()  # consecutive rows share their prompt
-    end = batch.info["episode_end"]
-    assert (end.sum(1) == 1).all() and (batch.info["next_values"][end] == 0).all()
-    assert torch.equal(batch.info["next_values"][:, :-1][~end[:, :-1] & batch.mask[:, 1:]],
+    end = batch.episode_end
+    assert torch.equal(end, last_step(batch.mask)) and "episode_returns" not in batch.info
+    assert (end.sum(1) == 1).all() and (batch.next_values[end] == 0).all()
+    assert torch.equal(batch.next_values[:, :-1][~end[:, :-1] & batch.mask[:, 1:]],
                        batch.values[:, 1:][~end[:, :-1] & batch.mask[:, 1:]])
     assert batch.values.abs().max() == 0  # a fresh value head starts at V = 0
 

@@ -17,10 +17,11 @@ estimate of the KL term. With gamma = 1 this is exactly the problem the Markov t
 solves (:meth:`llmtrack.tasks.markov.MarkovTask.optimal_policy`), so a run can be scored against
 the exact optimum.
 
-Nothing here is a trainer: :class:`ResponseSource` is a minirl *batch source* (it samples
-responses and reads the value head), :class:`KLPenalisedReward` is PPO's ``reward_fn``, and
-:func:`train_rlhf` hands both to :meth:`minirl.algos.ppo.PPO.train`. GAE with the value head is
-PPO; ``PPOConfig(advantage="rloo" | "grpo" | "reinforce")`` with G responses per prompt is the
+Nothing here is a trainer: :class:`ResponseSource` is a minirl *batch source*
+(:mod:`minirl.sources`; it samples responses and reads the value head), minirl's
+:class:`~minirl.algos.kl_penalty.KLPenalisedReward` is PPO's ``reward_fn``, and :func:`train_rlhf`
+hands both to :meth:`minirl.algos.ppo.PPO.train`. GAE with the value head is PPO;
+``PPOConfig(advantage="rloo" | "grpo" | "reinforce")`` with G responses per prompt is the
 Monte-Carlo family -- the same update, another advantage estimate, no value head. (GRPO as
 published puts the KL in the loss; here it stays in the reward for every estimator, as in
 RLOO (Ahmadian et al. 2024), so all of them optimise the same objective.)
@@ -32,43 +33,40 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch
-from torch import Tensor
 
+from minirl.algos.kl_penalty import KLPenalisedReward
 from minirl.algos.ppo import PPO, PPOConfig
-from minirl.checks import check_number, check_seed
-from minirl.data import TrajectoryBatch
+from minirl.checks import check_int, check_number, check_seed
+from minirl.data import TrajectoryBatch, last_step
 from minirl.policies import check_same_actions
+from minirl.sources import BatchSource
 from llmtrack.alignment.best_of_n import as_scorer
 from llmtrack.policy import LMPolicy, check_not_shared, frozen_reference
 from llmtrack.rollout import generate
 from llmtrack.tasks import Task
-from llmtrack.tasks.base import check_count
 
+# KLPenalisedReward and last_step live in minirl (algorithms and batch helpers); named here for callers
 __all__ = ["RLHFConfig", "ResponseSource", "KLPenalisedReward", "last_step", "lm_ppo_config", "train_rlhf"]
 
-def last_step(mask: Tensor) -> Tensor:
-    """(B, T) bool: True at each row's last real step (where the response ends)."""
-    lengths = mask.long().sum(1)
-    out = torch.zeros_like(mask)
-    rows = lengths > 0
-    out[rows.nonzero().squeeze(-1), lengths[rows] - 1] = True
-    return out
 
-
-class ResponseSource:
+class ResponseSource(BatchSource):
     """minirl's batch source for a language model: sample responses to fresh prompts.
 
     Each call draws ``n_prompts`` prompts from the task's rho0, repeats each ``group_size`` times
-    (consecutive rows, for the group estimators), samples the policy's responses and, if the
-    policy has a value head, adds what GAE needs: V(s_t), V(s_{t+1}) (0 after the last step) and
-    where each response ends. ``info["episode_returns"]`` holds the *gold* reward for logging
-    only; the learner's reward is PPO's ``reward_fn``.
+    (consecutive rows: ``batch.group_size``, for the group estimators) and samples the policy's
+    responses. Every response ends its episode at its last real step: ``terminated`` at [EOS],
+    ``truncated`` where it hit ``max_new_tokens`` (the token MDP's time limit). If the policy has a
+    value head the batch also carries what GAE needs: V(s_t) and V(s_{t+1}), 0 after the last step
+    -- the objective counts nothing beyond a response, so nothing is bootstrapped.
+    ``episode_returns`` holds the batch's *gold* rewards, for logging only; the learner's reward
+    is PPO's ``reward_fn``. Batches vary in size, so PPO's budget counts their tokens.
     """
 
     def __init__(self, policy: LMPolicy, task: Task, n_prompts: int = 32, group_size: int = 1, seed: int = 0):
+        super().__init__()
         self.policy, self.task = policy, task
-        self.n_prompts = check_count(n_prompts, "n_prompts")
-        self.group_size = check_count(group_size, "group_size")
+        self.n_prompts = check_int(n_prompts, "n_prompts", 1)
+        self.group_size = check_int(group_size, "group_size", 1)
         self.generator = torch.Generator().manual_seed(check_seed(seed))
 
     @torch.no_grad()
@@ -76,42 +74,15 @@ class ResponseSource:
         prompts = self.task.sample_prompts(self.n_prompts, self.generator)
         prompts = [p for p in prompts for _ in range(self.group_size)]
         batch = generate(self.policy, prompts, self.task.max_new_tokens, generator=self.generator)
-        end = last_step(batch.mask)
-        info: dict[str, Any] = {"group_size": self.group_size, "episode_end": end,
-                                "episode_returns": self.task.gold_reward(batch).tolist()}
-        values = None
+        end = last_step(batch.mask)  # (B, T)
+        self.episode_returns = self.task.gold_reward(batch).tolist()
+        values = next_values = None
         if self.policy.value_head is not None:
-            values = self.policy.values(batch).float().cpu()
-            info["next_values"] = torch.cat([values[:, 1:], torch.zeros(batch.batch_size, 1)], 1) * ~end
-        return batch.replace(values=values, info=info)
-
-
-class KLPenalisedReward:
-    """PPO's ``reward_fn``: r_t = -beta (log pi_old - log pi_ref)(a_t|s_t), plus r(x, y) at the last step.
-
-    ``last_stats`` keeps the batch means of the score, of the sequence KL estimate
-    sum_t log pi_old/pi_ref (its mean estimates KL(pi_old || pi_ref)) and of the total return.
-    """
-
-    def __init__(self, scorer: Any, reference: LMPolicy, beta: float, task: Task | None = None):
-        beta = check_number(beta, "beta", 0.0)  # the KL coefficient
-        check_same_actions(reference, scorer, "reference", "scorer")
-        # a scorer (reward model, callable, or None = the task's gold reward, for the answer key)
-        self.scorer, self.reference, self.beta = as_scorer(scorer, task), reference, float(beta)
-        self.last_stats: dict[str, float] = {}
-
-    @torch.no_grad()
-    def __call__(self, batch: TrajectoryBatch) -> Tensor:
-        if batch.log_probs is None:
-            raise ValueError("batch: needs the sampling policy's log_probs")
-        log_ratio = (batch.log_probs.float() - self.reference.log_prob(batch).float().cpu()) * batch.mask
-        score = self.scorer(batch).float().cpu()
-        rewards = -self.beta * log_ratio
-        rewards[last_step(batch.mask)] += score[batch.mask.long().sum(1) > 0]
-        kl = log_ratio.sum(1)
-        self.last_stats = {"reward/score": score.mean().item(), "reward/kl": kl.mean().item(),
-                           "reward/return": (score - self.beta * kl).mean().item()}
-        return rewards
+            values = self.policy.values(batch).float().cpu()  # (B, T)
+            next_values = torch.cat([values[:, 1:], torch.zeros(batch.batch_size, 1)], 1) * ~end  # (B, T)
+        terminated = batch.terminated if batch.terminated is not None else torch.zeros_like(end)
+        return batch.replace(values=values, next_values=next_values, truncated=end & ~terminated,
+                             group_size=self.group_size)
 
 
 def lm_ppo_config(advantage: str = "gae", lr: float = 3e-4) -> PPOConfig:
@@ -143,7 +114,7 @@ class RLHFConfig:
     def __post_init__(self) -> None:
         check_number(self.beta, "beta", 0.0, strict_minimum=True)
         for name in ("total_tokens", "n_prompts", "group_size"):
-            check_count(getattr(self, name), name)
+            check_int(getattr(self, name), name, 1)
         if not isinstance(self.ppo, PPOConfig):
             raise ValueError(f"ppo: must be a PPOConfig, got {type(self.ppo).__name__}")
         check_seed(self.seed)

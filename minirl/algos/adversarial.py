@@ -9,7 +9,9 @@ One iteration, on top of PPO (:mod:`minirl.algos.ppo`):
        (label 0) against as many demonstration steps (label 1);
     3. the batch's reward becomes r(h) for the *updated* discriminator, and PPO updates on it.
 Steps 2-3 are :meth:`AdversarialImitation.reward`, handed to PPO as its ``reward_fn``, so the loop
-is PPO's own.
+is PPO's own. Whether the discriminator judges steps (s, a, s') or whole episodes (AfD on a
+language model) is the discriminator's own business (:mod:`minirl.discriminators`): the trainer
+has one path for both.
 
 The three methods differ only in the reward rule r(h) (:data:`minirl.divergences.REWARD_RULES`)
 and, for AIRL, in the discriminator's structure (:class:`~minirl.discriminators.AIRLDiscriminator`,
@@ -42,13 +44,15 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor, nn
 
-from minirl.algos.ppo import PPO, BatchSource, PPOConfig
+from minirl.algos.ppo import PPO, PPOConfig
 from minirl.checks import check_int, check_number, check_seed
 from minirl.data import TrajectoryBatch
-from minirl.discriminators import AIRLDiscriminator, StepDiscriminator, discriminator_loss
+from minirl.discriminators import (UNIT_METHODS, AIRLDiscriminator, StepDiscriminator, absorbing_transitions,
+                                   discriminator_loss, transitions)
 from minirl.divergences import get_divergence, get_reward_rule
 from minirl.policies import Policy, ValueFunction, check_same_actions
-from minirl.rollout import _check_action_space
+from minirl.rollout import check_action_space
+from minirl.sources import BatchSource
 
 __all__ = ["AdversarialConfig", "AdversarialImitation", "transitions", "absorbing_transitions", "ALGORITHMS"]
 
@@ -102,64 +106,13 @@ class AdversarialConfig:
         check_seed(self.seed)
 
 
-def transitions(batch: TrajectoryBatch) -> dict[str, Tensor]:
-    """Flatten a batch to its real steps with s' and the termination flag: (N, ...) tensors.
-
-    s' comes from ``info["next_obs"]`` when present (PPO's fragments); otherwise from the next
-    step of the same episode (whole-episode batches such as demonstrations), and a last step
-    whose s' is unknown (the episode was cut by a time limit) is dropped.
-    """
-    m = batch.mask
-    done = batch.terminated if batch.terminated is not None else torch.zeros_like(m)
-    if "next_obs" in batch.info:
-        keep, next_obs = m, batch.info["next_obs"]
-    else:
-        next_obs = torch.cat([batch.obs[:, 1:], batch.obs[:, -1:]], dim=1)  # (B, T, ...) obs of t + 1
-        has_next = torch.cat([m[:, 1:], torch.zeros_like(m[:, :1])], dim=1)
-        keep = m & (has_next | done)  # a terminal step needs no s' (v(s') is multiplied by 0)
-    n = int(keep.sum())
-    return {"obs": batch.obs[keep], "actions": batch.actions[keep], "next_obs": next_obs[keep], "done": done[keep],
-            "absorbing": torch.zeros(n, dtype=torch.bool), "next_absorbing": torch.zeros(n, dtype=torch.bool)}
-
-
-def redirect_to_absorbing(steps: dict[str, Tensor]) -> dict[str, Tensor]:
-    """The same steps, with every terminating one leading to the absorbing state instead of ending."""
-    ends = steps["done"]
-    return dict(steps, done=torch.zeros_like(ends), next_absorbing=steps["next_absorbing"] | ends)
-
-
-def absorbing_state(steps: dict[str, Tensor], k: int) -> dict[str, Tensor]:
-    """k copies of the absorbing self-transition, in the layout of ``steps``.
-
-    Its observation and action fields are placeholders: the discriminator's encoder replaces
-    them by the absorbing state's own features (zero state features, flag 1, no action).
-    """
-    out = {key: torch.zeros((k, *value.shape[1:]), dtype=value.dtype) for key, value in steps.items()}
-    out["absorbing"] = out["next_absorbing"] = torch.ones(k, dtype=torch.bool)
-    return out
-
-
-def absorbing_transitions(steps: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Termination as a move into an absorbing state (Kostrikov et al. 2019), for the discriminator.
-
-    Each terminating step now leads to the absorbing state (``done`` False, ``next_absorbing``
-    True), and for each one an absorbing self-transition is appended: the state the agent
-    would occupy forever after. The discriminator then *learns* what ending an episode is worth
-    (demonstrations that never end never show it) instead of every reward rule building in 0.
-    """
-    redirected, tail = redirect_to_absorbing(steps), absorbing_state(steps, int(steps["done"].sum()))
-    return {key: torch.cat([redirected[key], tail[key]]) for key in steps}
-
-
-def _take(units: dict[str, Tensor] | TrajectoryBatch, index: Tensor) -> dict[str, Tensor] | TrajectoryBatch:
-    """Rows ``index`` of flattened steps (a dict of tensors) or of an episode batch."""
-    if isinstance(units, TrajectoryBatch):
-        return units[index]
-    return {k: v[index] for k, v in units.items()}
-
-
 class AdversarialImitation:
-    """GAIL / AIRL / FAIRL on a gymnasium vector env with PPO as the policy optimiser.
+    """GAIL / AIRL / FAIRL with PPO as the policy optimiser, on any batch source.
+
+    One path for every discriminator: the discriminator says what it judges (steps (s, a, s')
+    or whole episodes, :mod:`minirl.discriminators`) through its ``units`` / ``judge`` /
+    ``weights`` / ``rewards`` methods, and the trainer only pairs policy units (label 0) with
+    demonstration units (label 1) and hands the rewards to PPO.
 
     Args:
         envs: the environment (its reward is ignored; wrap it in ``HideReward`` to make sure), or
@@ -175,7 +128,6 @@ class AdversarialImitation:
                  config: AdversarialConfig = AdversarialConfig(), discriminator: nn.Module | None = None):
         self.envs, self.policy, self.config = envs, policy, config
         self.rule = get_reward_rule(config.reward or config.divergence)
-        self.sequence_level = getattr(discriminator, "level", "step") == "sequence"
         if discriminator is not None:
             self._check_custom(envs, demos, discriminator)
             self.disc = discriminator
@@ -185,12 +137,7 @@ class AdversarialImitation:
             self._check(envs, policy, demos)
             self.disc = self._build_discriminator(envs, config)
         self.optimizer = torch.optim.Adam(self.disc.parameters(), lr=config.lr)
-        if self.sequence_level:
-            self.demos = demos  # whole episodes, judged row by row
-        else:
-            self.demos = transitions(demos)
-            if config.absorbing:
-                self.demos = absorbing_transitions(self.demos)
+        self.demos = self.disc.units(demos, config.absorbing)  # what the discriminator judges, label 1
         self.generator = torch.Generator().manual_seed(config.seed)
         self.ppo = PPO(policy, value_fn, config.ppo)
         self.last_stats: dict[str, float] = {}
@@ -224,112 +171,64 @@ class AdversarialImitation:
         if discrete_policy != isinstance(act_space, gym.spaces.Discrete):
             kind = "discrete" if discrete_policy else "continuous"
             raise ValueError(f"policy: a {kind}-action policy cannot act in an env with action space {act_space}")
-        _check_action_space(envs, policy)  # and as many actions as the env has
+        check_action_space(envs, policy)  # and as many actions as the env has
 
     def _check_custom(self, envs: Any, demos: TrajectoryBatch, discriminator: nn.Module) -> None:
         if demos.n_steps == 0:
             raise ValueError("demos: the demonstration set is empty")
         if not isinstance(envs, VectorEnv) and not callable(envs):
             raise ValueError("envs: must be a gymnasium VectorEnv or a callable batch source")
-        if self.sequence_level and self.config.absorbing:
-            raise ValueError("absorbing: a sequence-level discriminator judges whole episodes, so it has no "
-                             "absorbing state to learn (and no survival bias: one reward per episode)")
         if self.config.structured:
             raise ValueError("structured: AIRL's structure is a property of the step discriminator; "
                              "a custom discriminator brings its own")
-        if getattr(discriminator, "structured", False) and self.sequence_level:
-            raise ValueError("discriminator: a sequence-level discriminator cannot be structured")
+        missing = [name for name in UNIT_METHODS if not callable(getattr(discriminator, name, None))]
+        if missing:
+            raise ValueError(f"discriminator: has no {', '.join(missing)}; subclass one of minirl.discriminators' "
+                             "StepLevelDiscriminator or SequenceDiscriminator")
         check_same_actions(self.policy, discriminator, "policy", "discriminator")  # e.g. an LM scorer's vocabulary
 
-    def logits(self, steps: dict[str, Tensor] | TrajectoryBatch) -> Tensor:
-        """The discriminator's logit h for flattened steps (see :func:`transitions`), or for the
-        rows of an episode batch (sequence level); (N,)."""
-        if self.sequence_level:
-            return self.disc.logits(steps)
-        log_pi = None
-        if self.disc.structured:  # AIRL's D = e^f / (e^f + pi) needs the current pi(a|s)
-            one_step = TrajectoryBatch(obs=steps["obs"][:, None], actions=steps["actions"][:, None],
-                                       mask=torch.ones(len(steps["obs"]), 1, dtype=torch.bool))
-            with torch.no_grad():
-                log_pi = self.policy.log_prob(one_step)[:, 0]
-            log_pi = torch.where(steps["absorbing"], torch.zeros_like(log_pi), log_pi)  # one "no-op" action there
-        return self.disc.logits(steps["obs"], steps["actions"], steps["next_obs"], steps["done"], log_pi,
-                                steps["absorbing"], steps["next_absorbing"])
+    def logits(self, units: dict[str, Tensor] | TrajectoryBatch) -> Tensor:
+        """The discriminator's logit h of each unit it judges: flattened steps (see
+        :func:`~minirl.discriminators.transitions`) or the rows of an episode batch; (N,)."""
+        return self.disc.judge(units, self.policy)
 
-    def update_discriminator(self, batch: TrajectoryBatch, steps: dict[str, Tensor] | None = None) -> dict[str, float]:
-        """``disc_epochs`` passes of logistic-loss steps: the batch's steps (0) vs demonstration steps (1)."""
-        if self.sequence_level:  # the units are whole episodes: rows of the batch
-            policy_steps, n, n_demo = batch, batch.batch_size, self.demos.batch_size
-        else:
-            policy_steps = transitions(batch) if steps is None else steps
-            if self.config.absorbing:
-                policy_steps = absorbing_transitions(policy_steps)
-            if hasattr(self.disc, "encoder"):
-                real = torch.cat([policy_steps["obs"][~policy_steps["absorbing"]],
-                                  self.demos["obs"][~self.demos["absorbing"]]])
-                self.disc.encoder.observe(real)
-            n, n_demo = len(policy_steps["obs"]), len(self.demos["obs"])
+    def update_discriminator(self, batch: TrajectoryBatch) -> dict[str, float]:
+        """``disc_epochs`` passes of logistic-loss steps: the batch's units (0) vs demonstration units (1)."""
+        policy_units = self.disc.units(batch, self.config.absorbing)
+        self.disc.observe(policy_units, self.demos)
+        n, n_demo = self.disc.count(policy_units), self.disc.count(self.demos)
         stats = {"disc/loss": 0.0, "disc/acc_demo": 0.0, "disc/acc_policy": 0.0}
+        gamma = self.config.ppo.gamma
         with torch.enable_grad():  # PPO may call the reward function under no_grad
-            self._discriminator_epochs(policy_steps, n, n_demo, stats)
+            for _ in range(self.config.disc_epochs):
+                for index in torch.randperm(n, generator=self.generator).chunk(self.config.disc_minibatches):
+                    demo_index = torch.randint(n_demo, (len(index),), generator=self.generator)
+                    mb_policy, mb_demo = self.disc.take(policy_units, index), self.disc.take(self.demos, demo_index)
+                    h_policy, h_demo = self.logits(mb_policy), self.logits(mb_demo)
+                    loss = discriminator_loss(h_demo, h_policy, self.disc.weights(mb_demo, gamma),
+                                              self.disc.weights(mb_policy, gamma))  # docs/equations.md §4
+                    self.optimizer.zero_grad()
+                    loss.backward()
+                    self.optimizer.step()
+                    stats["disc/loss"] += loss.item()
+                    stats["disc/acc_demo"] += (h_demo > 0).float().mean().item()
+                    stats["disc/acc_policy"] += (h_policy < 0).float().mean().item()
         return {k: v / (self.config.disc_epochs * self.config.disc_minibatches) for k, v in stats.items()}
 
-    def _discriminator_epochs(self, policy_steps: dict[str, Tensor], n: int, n_demo: int,
-                              stats: dict[str, float]) -> None:
-        for _ in range(self.config.disc_epochs):
-            for index in torch.randperm(n, generator=self.generator).chunk(self.config.disc_minibatches):
-                demo_index = torch.randint(n_demo, (len(index),), generator=self.generator)
-                mb_policy, mb_demo = _take(policy_steps, index), _take(self.demos, demo_index)
-                h_policy, h_demo = self.logits(mb_policy), self.logits(mb_demo)
-                loss = discriminator_loss(h_demo, h_policy, self._weights(mb_demo), self._weights(mb_policy))
-                self.optimizer.zero_grad()
-                loss.backward()
-                self.optimizer.step()
-                stats["disc/loss"] += loss.item()
-                stats["disc/acc_demo"] += (h_demo > 0).float().mean().item()
-                stats["disc/acc_policy"] += (h_policy < 0).float().mean().item()
-
-    def _weights(self, steps: dict[str, Tensor]) -> Tensor:
-        """Occupancy weights: an absorbing sample stands for every step after the end, sum_k gamma^k = 1 / (1 - gamma)."""
-        if self.sequence_level:
-            return torch.ones(steps.batch_size)
-        return torch.where(steps["absorbing"], 1.0 / (1.0 - self.config.ppo.gamma), 1.0)
-
     def reward(self, batch: TrajectoryBatch) -> Tensor:
-        """Update the discriminator on ``batch``, then return r(h) for every step, (B, T). PPO's reward_fn.
+        """Update the discriminator on ``batch``, then return r(h) on every step, (B, T). PPO's reward_fn.
 
-        Sequence level: r(h(row)) at each row's last real step, 0 elsewhere.
+        Where the reward is paid is the discriminator's business: at every step (step level, with the
+        absorbing state's worth added at terminations under ``config.absorbing``), or once, at each
+        row's last real step (sequence level).
         """
-        if self.sequence_level:
-            self.last_stats = self.update_discriminator(batch)
-            with torch.no_grad():
-                r = self.rule.reward(self.logits(batch)).float().cpu()
-            rewards = torch.zeros(batch.mask.shape)
-            last = batch.mask.long().sum(1) - 1
-            rewards[torch.arange(batch.batch_size), last.clamp_min(0)] = torch.where(last >= 0, r, torch.zeros_like(r))
-            if not torch.isfinite(rewards).all():
-                raise ValueError(f"discriminator: produced non-finite rewards under rule {self.rule.name!r}")
-            self.last_stats["reward/mean"] = r.mean().item()
-            return rewards
-        if "next_obs" not in batch.info:
-            raise ValueError("batch: needs info['next_obs'] (collect it with minirl.rollout.collect_fragments)")
-        steps = transitions(batch)
-        self.last_stats = self.update_discriminator(batch, steps)
-        m = batch.mask
-        rewards = torch.zeros(m.shape)
+        self.last_stats = self.update_discriminator(batch)
         with torch.no_grad():
-            if self.config.absorbing:
-                # s' of a terminating step is the absorbing state, worth r(h_abs) per step forever after
-                gamma = self.config.ppo.gamma
-                value_abs = self.rule.reward(self.logits(absorbing_state(steps, 1)))[0] / (1.0 - gamma)
-                steps = redirect_to_absorbing(steps)
-            rewards[m] = self.rule.reward(self.logits(steps))  # (N,) in the order of batch[m]
-            if self.config.absorbing and batch.terminated is not None:
-                rewards[m & batch.terminated] += gamma * value_abs
-                self.last_stats["reward/absorbing"] = (value_abs * (1.0 - gamma)).item()
+            rewards, stats = self.disc.rewards(batch, self.rule, self.policy, self.config.absorbing,
+                                               self.config.ppo.gamma)
         if not torch.isfinite(rewards).all():
             raise ValueError(f"discriminator: produced non-finite rewards under rule {self.rule.name!r}")
-        self.last_stats["reward/mean"] = rewards[m].mean().item()
+        self.last_stats.update(stats)
         return rewards
 
     def train(self, total_steps: int, callback: Callable[[dict[str, Any]], bool | None] | None = None,

@@ -12,24 +12,24 @@ Symbols, per step t of a masked (B, T) batch (row b, column t):
 The losses are pure functions of (B, T) tensors, so the same code trains a gymnasium policy
 on fragments (rows = sub-envs, several episodes per row) and a language model on sequences
 (one episode per row, padding masked): :meth:`PPO.update` needs only a batch with
-log_probs, values, rewards, ``info["next_values"]`` and ``info["episode_end"]``.
+log_probs, values, rewards, ``next_values`` and where episodes end (``terminated`` / ``truncated``).
 PPO, REINFORCE, RLOO and GRPO differ only in how A_t is estimated (``PPOConfig.advantage``):
 :func:`gae` with a value function, or one Monte-Carlo score per sequence (its summed reward,
 gamma = 1) turned into a group-relative advantage by
 :func:`minirl.algos.group_advantages.group_advantages` and given to every step of the sequence
 -- then no value function is needed (``value_fn=None``).
 
-Where batches come from: a gymnasium vector env (:meth:`PPO.collect`, fragments) or any
-*batch source* -- a callable returning a fresh on-policy batch, e.g. a language model's
-sampled responses (``llmtrack.rlhf``). :meth:`PPO.train` accepts either.
+Where batches come from: a *batch source* (:mod:`minirl.sources`) -- a vector env's fragments,
+a language model's sampled responses (``llmtrack.pipelines.rlhf``), any callable returning a
+fresh on-policy batch. :meth:`PPO.train` is one loop over a source, whichever world it samples;
+a vector env handed to it is wrapped into its source at the door.
 """
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -38,17 +38,16 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from minirl.algos.group_advantages import ESTIMATORS, group_advantages
-from minirl.checks import check_finite, check_int, check_number, check_seed
+from minirl.checks import check_int, check_number, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.policies import Policy, ValueFunction
-from minirl.rollout import FragmentState, collect_fragments
+from minirl.rollout import with_reward
+from minirl.sources import BatchSource, Budget, as_source
 
 __all__ = ["gae", "sequence_advantages", "clipped_surrogate", "clipped_value_loss", "ppo_loss", "PPOConfig", "PPO",
            "ADVANTAGES", "BatchSource"]
 
 ADVANTAGES = ("gae",) + ESTIMATORS
-BatchSource = Callable[[], TrajectoryBatch]
-"""A callable that samples a fresh on-policy batch (log_probs, mask, and values / next_values for GAE)."""
 
 
 def gae(rewards: Tensor, values: Tensor, next_values: Tensor, episode_end: Tensor, mask: Tensor,
@@ -190,7 +189,7 @@ class PPOConfig:
     """Stop an update's epochs early once the mean approx KL of an epoch exceeds this."""
     advantage: str = "gae"
     """How A_t is estimated: "gae" (needs a value function) or a Monte-Carlo sequence estimator,
-    "reinforce", "rloo" or "grpo" (needs ``info["group_size"]``: consecutive rows share a prompt)."""
+    "reinforce", "rloo" or "grpo" (needs ``batch.group_size``: consecutive rows share a prompt)."""
     seed: int = 0
     """Seeds the env reset, the action sampler and the minibatch shuffling."""
 
@@ -222,9 +221,9 @@ def _masked_standardise(x: Tensor, mask: Tensor) -> Tensor:
 class PPO:
     """PPO for any :class:`Policy` and :class:`ValueFunction` (torch modules); see the module docstring.
 
-    ``collect`` gathers fragments from a vector env, ``update`` runs the epochs of clipped
-    updates on any batch, ``train`` alternates the two. One Adam optimiser covers the
-    (deduplicated) parameters of policy and value function, so a shared trunk is fine.
+    ``update`` runs the epochs of clipped updates on any batch; ``train`` alternates drawing a batch
+    from a source and ``update``. One Adam optimiser covers the (deduplicated) parameters of policy
+    and value function, so a shared trunk is fine.
     """
 
     def __init__(self, policy: Policy, value_fn: ValueFunction | None, config: PPOConfig = PPOConfig()):
@@ -238,53 +237,49 @@ class PPO:
         self.params = list(params.values())
         self.optimizer = torch.optim.Adam(self.params, lr=config.lr, eps=1e-5)
         self.generator = torch.Generator().manual_seed(config.seed)
-        self._envs: VectorEnv | None = None
-        self._state: FragmentState | None = None
+        self._source: BatchSource | None = None
+        self._envs: Any = None
 
-    def collect(self, envs: VectorEnv, reward_fn: Callable[[TrajectoryBatch], Tensor] | None = None
-                ) -> TrajectoryBatch:
-        """``config.n_steps`` steps of every sub-env (:func:`minirl.rollout.collect_fragments`).
-
-        The first call on an env resets it with ``config.seed``; later calls continue its episodes.
-        """
-        if self.value_fn is None:
-            raise ValueError("value_fn: collecting env fragments needs a value function (for bootstrapping)")
+    def source(self, envs: VectorEnv | BatchSource | Callable[[], TrajectoryBatch]) -> BatchSource:
+        """``envs`` as a batch source: a vector env becomes fragments of ``config.n_steps`` steps acted by
+        this policy with this PPO's generator (the first batch resets it with ``config.seed``; the same
+        env again continues its episodes); a source stays itself; a plain callable is wrapped."""
         if envs is not self._envs:
-            self._envs, self._state = envs, None
-        batch, self._state = collect_fragments(envs, self.policy, self.value_fn, self.config.n_steps, self._state,
-                                               self.generator, reward_fn, seed=self.config.seed)
-        return batch
+            self._envs = envs
+            self._source = as_source(envs, self.policy, self.value_fn, self.config.n_steps, self.generator,
+                                     self.config.seed)
+        assert self._source is not None
+        return self._source
+
+    def collect(self, envs: VectorEnv | BatchSource, reward_fn: Callable[[TrajectoryBatch], Tensor] | None = None
+                ) -> TrajectoryBatch:
+        """The next batch of ``envs``'s source (:meth:`source`), with ``reward_fn``'s rewards if given."""
+        batch = self.source(envs)()
+        return batch if reward_fn is None else with_reward(batch, reward_fn)
 
     def update(self, batch: TrajectoryBatch) -> dict[str, float]:
         """Epochs of minibatch PPO steps on ``batch`` (docs/equations.md §6); returns mean stats.
 
-        ``batch`` needs rewards and log_probs; for GAE also values and ``info["next_values"]``
-        (``info["episode_end"]`` defaults to ``terminated | info["truncated"]``), for a Monte-Carlo
-        estimator ``info["group_size"]``. Step-wise observations (B, T, ...) are flattened to their
-        real steps and shuffled; context observations (a language model's prompt + response) are
-        minibatched by rows.
+        ``batch`` needs rewards and log_probs; for GAE also values and next_values (episodes end
+        at ``batch.episode_end``), for a Monte-Carlo estimator ``group_size``. Step-wise
+        observations (B, T, ...) are flattened to their real steps and shuffled; context
+        observations (a language model's prompt + response) are minibatched by rows.
         """
         cfg = self.config
         if not isinstance(batch, TrajectoryBatch):
             raise ValueError(f"batch: must be a TrajectoryBatch, got {type(batch).__name__}")
         if batch.rewards is None or batch.log_probs is None:
-            raise ValueError("batch: PPO needs rewards and log_probs")
-        # rewards, log_probs and values are finite by construction (TrajectoryBatch); so must be the rest
-        if cfg.advantage == "gae":
-            if batch.values is None or "next_values" not in batch.info:
-                raise ValueError("batch: GAE needs values and info['next_values']")
-            check_finite(batch.info["next_values"], "next_values")
-            episode_end = batch.info.get("episode_end")
-            if episode_end is None:
-                terminated = batch.terminated if batch.terminated is not None else torch.zeros_like(batch.mask)
-                episode_end = terminated | batch.info.get("truncated", torch.zeros_like(batch.mask))
+            raise ValueError("batch: PPO needs rewards (an MDP\\R hides them: pass a reward_fn) and log_probs")
+        if cfg.advantage == "gae":  # every field is finite by construction (TrajectoryBatch)
+            if batch.values is None or batch.next_values is None:
+                raise ValueError("batch: GAE needs values and next_values")
             with torch.no_grad():
-                advantages, returns = gae(batch.rewards, batch.values, batch.info["next_values"], episode_end,
+                advantages, returns = gae(batch.rewards, batch.values, batch.next_values, batch.episode_end,
                                           batch.mask, cfg.gamma, cfg.gae_lambda)  # (B, T) each
         else:
-            if "group_size" not in batch.info:
-                raise ValueError(f"batch: advantage {cfg.advantage!r} needs info['group_size'] (responses per prompt)")
-            advantages = sequence_advantages(batch.rewards, batch.mask, int(batch.info["group_size"]), cfg.advantage)
+            if batch.group_size is None:
+                raise ValueError(f"batch: advantage {cfg.advantage!r} needs group_size (responses per prompt)")
+            advantages = sequence_advantages(batch.rewards, batch.mask, batch.group_size, cfg.advantage)
             returns = torch.zeros_like(advantages)  # no value function is fitted: its loss is 0
         if batch.values is None:
             batch = batch.replace(values=torch.zeros(batch.mask.shape))
@@ -298,16 +293,16 @@ class PPO:
             rows = batch
         sums: dict[str, float] = {}
         n_updates = 0
+        fit_value = self.value_fn is not None and cfg.advantage == "gae"
         for _ in range(cfg.n_epochs):
             epoch_kl = []
             for index in torch.randperm(rows.batch_size, generator=self.generator).chunk(cfg.n_minibatches):
                 mb, d = rows[index], {k: v[index] for k, v in per_step.items()}
                 adv = _masked_standardise(d["adv"], mb.mask) if cfg.normalize_advantages else d["adv"]
-                fit_value = self.value_fn is not None and cfg.advantage == "gae"
                 values = self.value_fn.values(mb) if fit_value else d["v"]
                 loss, stats = ppo_loss(self.policy.log_prob(mb), d["logp"], adv, values, d["v"], d["ret"],
                                        self.policy.entropy(mb), mb.mask, cfg.clip_eps, cfg.clip_value,
-                                       cfg.vf_coef if fit_value else 0.0, cfg.ent_coef)
+                                       cfg.vf_coef if fit_value else 0.0, cfg.ent_coef)  # docs/equations.md §6
                 self.optimizer.zero_grad()
                 loss.backward()
                 if cfg.max_grad_norm is not None:
@@ -326,18 +321,19 @@ class PPO:
             (1 - (returns[m] - batch.values[m]).var() / var_r).item()
         return out
 
-    def train(self, envs: VectorEnv | BatchSource, total_steps: int,
+    def train(self, envs: VectorEnv | BatchSource | Callable[[], TrajectoryBatch], total_steps: int,
               reward_fn: Callable[[TrajectoryBatch], Tensor] | None = None,
               callback: Callable[[dict[str, Any]], bool | None] | None = None, progress: bool = False
               ) -> list[dict[str, Any]]:
-        """Alternate collecting and ``update`` until ``total_steps`` real steps have been collected.
+        """Alternate drawing a batch from the source and ``update`` until the budget is spent.
 
         Args:
-            envs: a vector env (``collect``'s fragments; all sub-envs' steps count) or a batch
-                source (a callable returning a fresh on-policy batch, e.g. sampled LM responses;
-                its real steps -- tokens -- count).
-            reward_fn: the learner's reward, ``f(batch) -> (B, T)`` (see
-                :func:`~minirl.rollout.collect_fragments`); a source's batch may instead carry rewards.
+            envs: a batch source (:mod:`minirl.sources`; e.g. sampled LM responses, whose real
+                steps -- tokens -- count against ``total_steps``), a plain callable returning
+                batches, or a vector env (wrapped by :meth:`source`; its fragments' vector steps
+                set the number of iterations, ceil(total_steps / (n_steps N))).
+            reward_fn: the learner's reward, ``f(batch) -> (B, T)``
+                (:func:`minirl.rollout.with_reward`); without it the batch's own rewards are used.
             callback: called with each iteration's record; returning True stops training.
         Returns:
             history: one record per iteration: 'env_steps' (real transitions so far),
@@ -345,36 +341,24 @@ class PPO:
             NaN if none), 'episodes', 'wall_s', 'lr', and :meth:`update`'s losses and stats.
         """
         total_steps = check_int(total_steps, "total_steps", 1)
-        cfg = self.config
-        is_env = isinstance(envs, VectorEnv)
-        if not is_env and not callable(envs):
-            raise ValueError("envs: must be a gymnasium VectorEnv or a callable batch source")
-        # A vector env collects a fixed number of steps per iteration; a source's batches vary
-        # (responses end at [EOS]), so there the schedule follows the steps collected so far.
-        n_iterations = math.ceil(total_steps / (cfg.n_steps * envs.num_envs)) if is_env else None
+        source = self.source(envs)
+        budget = Budget(total_steps, source.steps_per_batch)
         history: list[dict[str, Any]] = []
-        env_steps, start, i = 0, time.perf_counter(), 0
-        bar = tqdm(total=n_iterations if is_env else total_steps, desc="PPO", disable=not progress)
-        while (i < n_iterations) if is_env else (env_steps < total_steps):
-            done = i / n_iterations if is_env else env_steps / total_steps
-            lr = cfg.lr * (1.0 - done) if cfg.anneal_lr else cfg.lr
+        env_steps, start = 0, time.perf_counter()
+        bar = tqdm(total=budget.total, desc="PPO", disable=not progress)
+        while not budget.spent:
+            lr = self.config.lr * (1.0 - budget.fraction) if self.config.anneal_lr else self.config.lr
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            if is_env:
-                batch = self.collect(envs, reward_fn)
-            else:
-                batch = envs()
-                if reward_fn is not None:
-                    batch = batch.replace(rewards=reward_fn(batch))
+            batch = source() if reward_fn is None else with_reward(source(), reward_fn)
             stats = self.update(batch)
             env_steps += batch.n_steps
-            bar.update(1 if is_env else batch.n_steps)
-            finished = batch.info.get("episode_returns", [])
+            bar.update(budget.spend(batch))
+            finished = source.episode_returns
             record = {"env_steps": env_steps, "episode_return": sum(finished) / len(finished) if len(finished)
                       else float("nan"), "episodes": len(finished), "wall_s": time.perf_counter() - start,
                       "lr": lr, **stats}
             history.append(record)
-            i += 1
             if callback is not None and callback(record) is True:
                 break
         bar.close()

@@ -76,7 +76,7 @@ def evaluate_policy(env_id: str, policy: Policy, n_episodes: int = 10, seed: int
 def _train(env_id: str, policy: Policy, value_fn: ValueMLP, config: PPOConfig, total_steps: int, n_envs: int,
            n_eval: int, reward_scale: float, progress: bool) -> ExpertResult:
     envs = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="sync")
-    reward_fn = None if reward_scale == 1.0 else (lambda batch: batch.info["env_reward"] * reward_scale)
+    reward_fn = None if reward_scale == 1.0 else (lambda batch: batch.rewards * reward_scale)
     start = time.perf_counter()
     try:
         history = PPO(policy, value_fn, config).train(envs, total_steps, reward_fn=reward_fn, progress=progress)
