@@ -114,3 +114,32 @@ def test_a_reference_sharing_parameters_with_the_policy_is_refused():
     rejected = chosen.replace(actions=torch.tensor([[1]]))
     with pytest.raises(ValueError, match="reference"):
         train_dpo(policy, reference, Preferences(chosen, rejected), DPOConfig(n_updates=1))
+
+
+def test_dpo_loss_is_the_bradley_terry_loss_of_the_implicit_rewards():
+    """DPO = Bradley-Terry on r = beta log pi / pi_ref (docs/equations.md §6): the same number, soft labels too."""
+    from minirl.algos.reward_model import bradley_terry_loss
+
+    g = torch.Generator().manual_seed(0)
+    lp_c, lp_r, ref_c, ref_r = (torch.randn(6, generator=g) for _ in range(4))
+    p = torch.rand(6, generator=g)
+    loss, stats = dpo_loss(lp_c, lp_r, ref_c, ref_r, 0.3, p)
+    assert torch.equal(loss, bradley_terry_loss(0.3 * (lp_c - ref_c), 0.3 * (lp_r - ref_r), p))
+    assert stats["rewards/margin"] == pytest.approx(float((0.3 * (lp_c - ref_c - lp_r + ref_r)).mean()))
+
+
+def test_the_shared_minibatch_loop_draws_from_the_seeded_generator():
+    """BC, DPO and the reward models share one loop: with replacement from a generator seeded by config.seed,
+    the whole dataset (index None) when batch_size is None or >= n."""
+    from types import SimpleNamespace
+
+    from minirl.algos.minibatch import minibatch_training
+
+    w = torch.nn.Parameter(torch.zeros(()))
+    config = SimpleNamespace(n_updates=3, batch_size=4, lr=0.1, seed=5)
+    seen = minibatch_training([w], 10, config, lambda index: ((w - 1) ** 2, index))
+    g = torch.Generator().manual_seed(5)
+    assert all(torch.equal(i, torch.randint(10, (4,), generator=g)) for i in seen)
+    full = minibatch_training([w], 4, SimpleNamespace(n_updates=2, batch_size=None, lr=0.1, seed=0),
+                              lambda index: ((w - 1) ** 2, index))
+    assert full == [None, None] and 0 < float(w) < 1

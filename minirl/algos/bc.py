@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
+from minirl.algos.minibatch import minibatch_training, trainable_parameters
 from minirl.checks import check_minibatch_training
 from minirl.data import TrajectoryBatch
 from minirl.policies import Policy
@@ -56,28 +55,18 @@ def bc_loss(policy: Policy, batch: TrajectoryBatch) -> Tensor:
 
 
 def train_bc(policy: Policy, demos: TrajectoryBatch, config: BCConfig = BCConfig()) -> dict[str, list[float]]:
-    """Fit ``policy`` (a torch module) to ``demos`` by behaviour cloning, in place.
+    """Fit ``policy`` (a torch module) to ``demos`` by behaviour cloning, in place; minibatches of
+    trajectories by the shared loop (:func:`minirl.algos.minibatch.minibatch_training`).
 
     Returns:
         history: ``{"loss/bc": [...]}``, one value per update.
     """
     if demos.n_steps == 0:
         raise ValueError("demos: the demonstration set has no real steps")
-    params = [p for p in policy.parameters() if p.requires_grad]  # type: ignore[attr-defined]
-    if not params:
-        raise ValueError("policy: has no trainable parameters")
-    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed)
-    history: dict[str, list[float]] = {"loss/bc": []}
-    B = demos.batch_size
-    for _ in tqdm(range(config.n_updates), desc="BC", disable=not config.progress):
-        if config.batch_size is None or config.batch_size >= B:
-            minibatch = demos
-        else:
-            minibatch = demos[torch.randint(B, (config.batch_size,), generator=generator)]
-        loss = bc_loss(policy, minibatch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        history["loss/bc"].append(loss.item())
-    return history
+    params = trainable_parameters(policy, "policy")  # type: ignore[arg-type]
+
+    def loss_fn(index: Tensor | None) -> tuple[Tensor, float]:
+        loss = bc_loss(policy, demos if index is None else demos[index])  # docs/equations.md §3
+        return loss, loss.item()
+
+    return {"loss/bc": minibatch_training(params, demos.batch_size, config, loss_fn, desc="BC")}

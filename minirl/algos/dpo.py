@@ -23,10 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-from tqdm.auto import tqdm
 
+from minirl.algos.minibatch import minibatch_training, trainable_parameters
+from minirl.algos.reward_model import bradley_terry_loss
 from minirl.checks import check_minibatch_training, check_number
 from minirl.data import Preferences, TrajectoryBatch
 from minirl.policies import Policy, check_not_shared, check_same_actions
@@ -48,10 +48,9 @@ def dpo_loss(logp_chosen: Tensor, logp_rejected: Tensor, ref_chosen: Tensor, ref
     # BEGIN SOLUTION
     reward_chosen = beta * (logp_chosen - ref_chosen)  # implicit rewards beta log pi / pi_ref
     reward_rejected = beta * (logp_rejected - ref_rejected)
-    margin = reward_chosen - reward_rejected  # beta Delta
-    p = torch.ones_like(margin) if label is None else label.to(margin.dtype)
-    loss = -(p * F.logsigmoid(margin) + (1 - p) * F.logsigmoid(-margin)).mean()
+    loss = bradley_terry_loss(reward_chosen, reward_rejected, label)  # docs/equations.md §6: BT on implicit rewards
     # END SOLUTION
+    margin = reward_chosen - reward_rejected  # beta Delta
     stats = {"loss/dpo": loss.item(), "rewards/accuracy": (margin > 0).float().mean().item(),
              "rewards/margin": margin.mean().item(), "rewards/chosen": reward_chosen.mean().item(),
              "rewards/rejected": reward_rejected.mean().item()}
@@ -91,26 +90,17 @@ def train_dpo(policy: Policy, reference: Policy, prefs: Preferences,
     if config.use_strength and prefs.strength is None:
         raise ValueError("prefs: use_strength=True needs Preferences.strength (label probabilities)")
     # strengths in [0, 1] are guaranteed by Preferences itself
-    params = [p for p in policy.parameters() if p.requires_grad]  # type: ignore[attr-defined]
-    if not params:
-        raise ValueError("policy: has no trainable parameters")
+    params = trainable_parameters(policy, "policy")  # type: ignore[arg-type]
     with torch.no_grad():  # the reference never changes: score it once
         ref_chosen = sequence_log_prob(reference, prefs.chosen)
         ref_rejected = sequence_log_prob(reference, prefs.rejected)
     label = prefs.strength if config.use_strength else None
-    optimizer = torch.optim.Adam(params, lr=config.lr)
-    generator = torch.Generator().manual_seed(config.seed)
-    B, history = len(prefs), []
-    for _ in tqdm(range(config.n_updates), desc="DPO", disable=not config.progress):
-        index = torch.arange(B) if config.batch_size is None or config.batch_size >= B else \
-            torch.randint(B, (config.batch_size,), generator=generator)
+
+    def loss_fn(index: Tensor | None) -> tuple[Tensor, dict[str, float]]:
+        index = torch.arange(len(prefs)) if index is None else index
         logp_chosen = sequence_log_prob(policy, prefs.chosen[index])
         device = logp_chosen.device  # the reference (and labels) may live elsewhere, e.g. an exact CPU table
-        loss, stats = dpo_loss(logp_chosen, sequence_log_prob(policy, prefs.rejected[index]),
-                               ref_chosen[index].to(device), ref_rejected[index].to(device), config.beta,
-                               None if label is None else label[index].to(device))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        history.append(stats)
-    return history
+        return dpo_loss(logp_chosen, sequence_log_prob(policy, prefs.rejected[index]), ref_chosen[index].to(device),
+                        ref_rejected[index].to(device), config.beta, None if label is None else label[index].to(device))
+
+    return minibatch_training(params, len(prefs), config, loss_fn, desc="DPO")

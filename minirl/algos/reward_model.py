@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from minirl.algos.minibatch import minibatch_training
 from minirl.checks import check_int, check_minibatch_training
 from minirl.data import Preferences, TrajectoryBatch
 
@@ -123,24 +124,19 @@ class RewardModelConfig:
 def train_reward_model(model: nn.Module, prefs: Preferences,
                        config: RewardModelConfig = RewardModelConfig()) -> list[float]:
     """Fit ``model.score`` to ``prefs`` with Adam (full-batch, or minibatches of ``config.batch_size``
-    pairs), in place; returns the loss per update (docs/equations.md §5)."""
+    pairs by the shared loop, :func:`minirl.algos.minibatch.minibatch_training`), in place; returns the
+    loss per update (docs/equations.md §5)."""
     if config.use_strength and prefs.strength is None:
         raise ValueError("prefs: use_strength=True needs Preferences.strength (label probabilities)")
-    loss_fn = OBJECTIVES[config.objective]
+    objective = OBJECTIVES[config.objective]
     label = prefs.strength if config.use_strength else None
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed)
-    B = len(prefs)
-    history = []
-    for _ in range(config.n_updates):
+
+    def loss_fn(index: Tensor | None) -> tuple[Tensor, float]:
         chosen, rejected, p = prefs.chosen, prefs.rejected, label
-        if config.batch_size is not None and config.batch_size < B:
-            idx = torch.randint(B, (config.batch_size,), generator=generator)
-            chosen, rejected, p = chosen[idx], rejected[idx], (None if label is None else label[idx])
+        if index is not None:
+            chosen, rejected, p = chosen[index], rejected[index], (None if label is None else label[index])
         r_chosen, r_rejected = model.score(chosen), model.score(rejected)  # (B,) each
-        loss = loss_fn(r_chosen, r_rejected, None if p is None else p.to(r_chosen.device))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        history.append(loss.item())
-    return history
+        loss = objective(r_chosen, r_rejected, None if p is None else p.to(r_chosen.device))  # docs/equations.md §5
+        return loss, loss.item()
+
+    return minibatch_training(list(model.parameters()), len(prefs), config, loss_fn)
