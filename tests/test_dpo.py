@@ -142,4 +142,4 @@ def test_the_shared_minibatch_loop_draws_from_the_seeded_generator():
     assert all(torch.equal(i, torch.randint(10, (4,), generator=g)) for i in seen)
     full = minibatch_training([w], 4, SimpleNamespace(n_updates=2, batch_size=None, lr=0.1, seed=0),
                               lambda index: ((w - 1) ** 2, index))
-    assert full == [None, None] and 0 < float(w) < 1
+    assert full == [None, None] and 0 < float(w.detach()) < 1
