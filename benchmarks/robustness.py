@@ -582,7 +582,7 @@ def _(seed):
        "samples (atol 1e-4)", "exact")
 def _(seed):
     _torch()
-    from llmtrack.pipelines.evaluate import sequence_log_prob
+    from minirl.estimators import sequence_log_prob
     from llmtrack.pipelines.recipe import make_pipeline_task
 
     markov = make_pipeline_task("markov")
@@ -600,6 +600,7 @@ def _nb05_sort_rep(rep: int):
     _torch()
     from minirl.algos.bc import BCConfig
     from llmtrack.pipelines import DistillConfig, EvalConfig, SFTConfig, distill, evaluate, pretrain_base, sft
+    from llmtrack.pipelines.imitation import on_policy_dagger
     from llmtrack.pipelines.recipe import make_pipeline_task
 
     sort = make_pipeline_task("sort")
@@ -614,9 +615,9 @@ def _nb05_sort_rep(rep: int):
     sft(sft_model, sort, SFTConfig(n_demos=N, bc=BCConfig(n_updates=updates, batch_size=64, lr=1e-3, seed=rep),
                                    seed=1 + rep))
     dagger_model = copy.deepcopy(base)
-    aggregate, _ = distill(dagger_model, sort, DistillConfig(
-        n_iterations=4, sequences_per_iteration=N // 5, n_demos=N // 5, seed=1 + 10 * rep,
-        bc=BCConfig(n_updates=updates // 4, batch_size=64, lr=1e-3, seed=rep)))
+    aggregate, _ = distill(dagger_model, sort, DistillConfig(n_demos=N // 5, seed=1 + 10 * rep, dagger=on_policy_dagger(
+        n_iterations=4, episodes_per_iteration=N // 5, seed=2 + 10 * rep,
+        bc=BCConfig(n_updates=updates // 4, batch_size=64, lr=1e-3, seed=rep))))
     P = aggregate.obs.shape[1] - aggregate.horizon
     written = aggregate.replace(actions=aggregate.obs[:, P:])
     off = ((written.actions != sort.expert.label(written)) & written.mask).any(1)
@@ -803,7 +804,7 @@ def _nb06_advantages(seed: int):
 @claim("06.frontier_identities", "06 cell 3", "identity I (1e-7); the frontier falls with beta; bound II exact (1e-9), "
        "met only at beta", "exact")
 def _(seed):
-    from llmtrack.alignment.answer_key import expected_gold_reward, optimal_frontier
+    from llmtrack.tasks.answer_key import expected_gold_reward, optimal_frontier
     from llmtrack.pipelines.recipe import make_pipeline_task
 
     _torch()
@@ -825,7 +826,7 @@ def _(seed):
        "from pi* (atol 1e-5)", "exact")
 def _(seed):
     torch = _torch()
-    from llmtrack.pipelines.evaluate import sequence_log_prob
+    from minirl.estimators import sequence_log_prob
     from llmtrack.pipelines.recipe import make_pipeline_task
     from llmtrack.pipelines.rlhf import KLPenalisedReward
     from llmtrack.rollout import generate
@@ -864,7 +865,7 @@ def _(seed):
 
 @_memo
 def _nb06_pipeline(seed: int):
-    from llmtrack.alignment.answer_key import optimal_frontier
+    from llmtrack.tasks.answer_key import optimal_frontier
     from llmtrack.pipelines.alignment import PipelineConfig, run_pipeline
     from llmtrack.pipelines.recipe import make_pipeline_task
 
@@ -929,7 +930,7 @@ def _(seed):
 @_memo
 def _nb06_gold(seed: int):
     from minirl.algos.ppo import PPOConfig
-    from llmtrack.alignment.answer_key import sampled_point
+    from llmtrack.tasks.answer_key import sampled_point
     from llmtrack.pipelines.rlhf import RLHFConfig, train_rlhf
 
     result, bound, config = _nb06_pipeline(seed)
@@ -973,7 +974,7 @@ def _discriminator_vs_exact(task, policy, demonstrator, rounds, seed=0):
     from minirl.algos.adversarial import AdversarialConfig, AdversarialImitation
     from minirl.algos.ppo import PPOConfig
     from minirl.discriminators import SequenceDiscriminator
-    from llmtrack.pipelines.evaluate import sequence_log_prob
+    from minirl.estimators import sequence_log_prob
     from llmtrack.pipelines.rlhf import ResponseSource
     from llmtrack.reward_model import LMRewardModel
 
@@ -1098,7 +1099,7 @@ def _(seed):
 
 @claim("08.bon_exact_vs_bound", "08 cell 4", "exact KL <= bound; gold rises with N; KL(N=256) < 0.8 bound", "exact")
 def _(seed):
-    from llmtrack.alignment import exact_best_of_n
+    from llmtrack.pipelines.best_of_n import exact_best_of_n
     from llmtrack.tasks import MarkovTask
     _torch()
     rows = exact_best_of_n(MarkovTask(n_words=4, max_new_tokens=3, branching=3, seed=0), [1, 2, 4, 8, 16, 64, 256])
@@ -1110,7 +1111,7 @@ def _(seed):
 @claim("08.bon_monte_carlo_4se", "08 cell 4", "sampled Best-of-N KL within 4 se + 1e-3 of the exact KL (N = 2, 4, 16, 64)")
 def _(seed):
     torch = _torch()
-    from llmtrack.alignment import best_of_n_distributions, exact_best_of_n, generate_best_of_n
+    from llmtrack.pipelines.best_of_n import best_of_n_distributions, exact_best_of_n, generate_best_of_n
     from llmtrack.tasks import MarkovTask
 
     tiny = MarkovTask(n_words=4, max_new_tokens=3, branching=3, seed=0)
@@ -1135,7 +1136,8 @@ def _(seed):
 
 def _proxy_curve(pref_seed: int):
     from minirl.algos.reward_model import RewardModelConfig
-    from llmtrack.alignment import bag_of_tokens_proxy, exact_best_of_n
+    from llmtrack.pipelines.best_of_n import exact_best_of_n
+    from llmtrack.reward_model import bag_of_tokens_proxy
     from llmtrack.tasks import MarkovTask
 
     _torch()
@@ -1149,7 +1151,7 @@ def _proxy_curve(pref_seed: int):
 @claim("08.proxy_example", "08 cell 6", "the proxy of preference seed 1: |KL - bound| < 0.01 (N = 2..64), proxy rises, "
        "gold peaks inside and falls > 0.5, Gao fit alpha, beta > 0, R^2 > 0.9", "exact")
 def _(seed):
-    from llmtrack.alignment import fit_gao
+    from minirl.scaling_laws import fit_gao
     rows, proxy_r, gold_r = _proxy_curve(1)
     fit = fit_gao([r["kl"] for r in rows], gold_r - gold_r[0], "bon")
     peak = int(gold_r.argmax())
@@ -1181,7 +1183,7 @@ def _(seed):
 
 @claim("08.oracle_bon_monotone", "08 cell 8", "pooled Best-of-N with the gold scorer: gold never falls with N")
 def _(seed):
-    from llmtrack.alignment import best_of_n_curve
+    from llmtrack.pipelines.best_of_n import best_of_n_curve
     task, base = _markov_base(0)
     rows = best_of_n_curve(base, task, None, [1, 2, 4, 8, 16, 32], n_prompts=128 if FULL else 32, seed=1 + seed)
     drops = [a["gold"] - b["gold"] for a, b in zip(rows, rows[1:])]
@@ -1191,7 +1193,9 @@ def _(seed):
 @_memo
 def _nb08_raft(seed: int):
     from minirl.algos.bc import BCConfig
-    from llmtrack.alignment import RAFTConfig, sampled_point, train_raft
+    from minirl.algos.raft import RAFTConfig
+    from llmtrack.pipelines.best_of_n import raft as train_raft
+    from llmtrack.tasks.answer_key import sampled_point
 
     task, base = _markov_base(seed)
     policy = copy.deepcopy(base)

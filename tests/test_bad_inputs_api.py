@@ -98,9 +98,9 @@ def test_2_nan_or_inf_in_a_batch_is_refused(case):
     _refused(lambda: TrajectoryBatch(**_batch(**changes)), next(iter(changes)))
 
 
-def _ppo_batch(**info) -> TrajectoryBatch:
+def _ppo_batch(**fields) -> TrajectoryBatch:
     return TrajectoryBatch(**_batch(), rewards=torch.zeros(2, 3), log_probs=torch.full((2, 3), -0.69),
-                           values=torch.zeros(2, 3), info={"next_values": torch.zeros(2, 3), **info})
+                           values=torch.zeros(2, 3), **{"next_values": torch.zeros(2, 3), **fields})
 
 
 def test_2_nan_rewards_never_reach_a_ppo_update():
@@ -190,8 +190,8 @@ def test_3_dagger_refuses_a_teacher_with_another_action_count():
 
 
 def test_3_a_task_refuses_a_policy_with_another_vocabulary(lms, sort_task):
-    from llmtrack.alignment.answer_key import sampled_kl
-    from llmtrack.alignment.best_of_n import generate_best_of_n
+    from llmtrack.pipelines.best_of_n import generate_best_of_n
+    from llmtrack.tasks.answer_key import sampled_kl
     from llmtrack.pipelines.evaluate import EvalConfig, evaluate
 
     generator = torch.Generator().manual_seed(0)
@@ -232,13 +232,15 @@ def test_5_reward_table_refuses_out_of_range_ids(changes, field):
 # -- 6. integers are integers, seeds are seeds, devices exist ------------------------------------------
 
 def _lm_config_cases():
-    from llmtrack.alignment.best_of_n import RAFTConfig
+    from minirl.algos.raft import RAFTConfig
+    from llmtrack.experiments.annotation import AnnotationConfig
     from llmtrack.experiments.exposure_bias import ExposureBiasConfig
-    from llmtrack.experiments.reward_noise import AnnotationConfig, RewardNoiseConfig
-    from llmtrack.pipelines.afd import AfDConfig
+    from llmtrack.experiments.reward_noise import RewardNoiseConfig
+    from minirl.algos.ppo import PPOConfig
+    from llmtrack.pipelines.afd import AfDConfig, afd_adversarial
     from llmtrack.pipelines.alignment import PipelineConfig
     from llmtrack.pipelines.evaluate import EvalConfig
-    from llmtrack.pipelines.imitation import DistillConfig, SFTConfig
+    from llmtrack.pipelines.imitation import DistillConfig, SFTConfig, on_policy_dagger
     from llmtrack.pipelines.recipe import SFTRunConfig
     from llmtrack.pipelines.rlhf import RLHFConfig
 
@@ -246,12 +248,17 @@ def _lm_config_cases():
         "EvalConfig n_sequences True": (lambda: EvalConfig(n_sequences=True), "n_sequences"),
         "EvalConfig seed -1": (lambda: EvalConfig(seed=-1), "seed"),
         "SFTConfig n_demos 2.5": (lambda: SFTConfig(n_demos=2.5), "n_demos"),
-        "DistillConfig n_iterations '4'": (lambda: DistillConfig(n_iterations="4"), "n_iterations"),
-        "DistillConfig beta0 2": (lambda: DistillConfig(beta0=2), "beta0"),
+        "DistillConfig n_iterations '4'": (lambda: DistillConfig(dagger=on_policy_dagger(n_iterations="4")),
+                                           "n_iterations"),
+        "DistillConfig beta0 2": (lambda: DistillConfig(dagger=on_policy_dagger(beta0=2)), "beta0"),
+        "DistillConfig dagger dict": (lambda: DistillConfig(dagger={"n_iterations": 4}), "dagger"),
+        "DistillConfig n_demos -1": (lambda: DistillConfig(n_demos=-1), "n_demos"),
         "RLHFConfig total_tokens 1e4": (lambda: RLHFConfig(total_tokens=1e4), "total_tokens"),
         "RLHFConfig seed 2**32": (lambda: RLHFConfig(seed=2**32), "seed"),
         "AfDConfig n_prompts 64.0": (lambda: AfDConfig(n_prompts=64.0), "n_prompts"),
-        "AfDConfig disc_lr inf": (lambda: AfDConfig(disc_lr=float("inf")), "disc_lr"),
+        "AfDConfig adversarial lr inf": (lambda: AfDConfig(adversarial=afd_adversarial(lr=float("inf"))), "lr"),
+        "AfDConfig adversarial grpo": (lambda: AfDConfig(adversarial=afd_adversarial(ppo=PPOConfig(advantage="grpo"))),
+                                       "adversarial"),
         "RAFTConfig n True": (lambda: RAFTConfig(n=True), "n"),
         "RAFTConfig seed -1": (lambda: RAFTConfig(seed=-1), "seed"),
         "RewardNoiseConfig n_pairs 400.0": (lambda: RewardNoiseConfig(n_pairs=400.0), "n_pairs"),

@@ -14,7 +14,9 @@ from llmtrack.models import build_model, save_model
 from llmtrack.pipelines import (DistillConfig, EvalConfig, SampledExpert, SFTConfig, distill, evaluate,
                                 expert_accuracy, forward_kl, pretrain_base, reverse_kl, sft)
 from llmtrack.pipelines import recipe
-from llmtrack.pipelines.evaluate import mistakes_by_length, sequence_log_prob
+from llmtrack.pipelines.imitation import on_policy_dagger
+from minirl.estimators import sequence_log_prob
+from llmtrack.pipelines.evaluate import mistakes_by_length
 from llmtrack.pipelines.recipe import SFTRunConfig
 from llmtrack.policy import LMPolicy
 from llmtrack.rollout import generate, left_pad
@@ -105,7 +107,8 @@ def test_sft_raises_the_likelihood_of_held_out_demonstrations(sort_task, tiny_ba
 def test_distillation_labels_the_students_own_contexts(sort_task, tiny_base):
     policy = LMPolicy(build_model("nano", sort_task.vocab_size), device="cpu")
     policy.load_state_dict(tiny_base.state_dict())
-    config = DistillConfig(n_iterations=2, sequences_per_iteration=24, n_demos=8, bc=BCConfig(n_updates=3, batch_size=16))
+    config = DistillConfig(n_demos=8, dagger=on_policy_dagger(n_iterations=2, episodes_per_iteration=24,
+                                                               bc=BCConfig(n_updates=3, batch_size=16)))
     data, history = distill(policy, sort_task, config)
     assert data.batch_size == config.labelled_sequences == 8 + 2 * 24
     assert history["data/beta"] == [0.0, 0.0]  # the student rolls in alone

@@ -19,12 +19,11 @@ AIRL's derived rule h - 1 would not matter, and the survival bias of step reward
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from minirl.algos.adversarial import AdversarialConfig, AdversarialImitation
-from minirl.algos.ppo import PPOConfig
-from minirl.checks import check_number, check_seed
+from minirl.checks import check_int, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.discriminators import SequenceDiscriminator
 from minirl.policies import check_same_actions
@@ -32,9 +31,17 @@ from llmtrack.pipelines.rlhf import ResponseSource, lm_ppo_config
 from llmtrack.policy import LMPolicy
 from llmtrack.reward_model import LMRewardModel
 from llmtrack.tasks import Task
-from llmtrack.tasks.base import check_count
 
-__all__ = ["AfDConfig", "train_afd"]
+__all__ = ["AfDConfig", "afd_adversarial", "train_afd"]
+
+
+def afd_adversarial(**changes) -> AdversarialConfig:
+    """minirl's AdversarialConfig for AfD: reverse KL (``divergence="airl"``) with the published rule
+    r = h (``reward="airl_logit"``) on an unstructured sequence discriminator; Adam at 1e-4, one pass of
+    2 minibatches per batch; PPO with :func:`~llmtrack.pipelines.rlhf.lm_ppo_config`. ``changes``
+    replace any of these fields (e.g. ``lr``, ``disc_epochs``, ``ppo``, ``seed``)."""
+    return replace(AdversarialConfig(divergence="airl", reward="airl_logit", structured=False, lr=1e-4, disc_epochs=1,
+                                     disc_minibatches=2, ppo=lm_ppo_config()), **changes)
 
 
 @dataclass(frozen=True)
@@ -45,27 +52,22 @@ class AfDConfig:
     """Response tokens the policy samples in all (PPO's step budget)."""
     n_prompts: int = 64
     """Responses per batch (one per prompt)."""
-    disc_lr: float = 1e-4
-    """Discriminator Adam learning rate."""
-    disc_epochs: int = 1
-    """Discriminator passes over each batch (each against as many sampled demonstrations)."""
-    disc_minibatches: int = 2
-    """Discriminator minibatches per pass."""
-    ppo: PPOConfig = field(default_factory=lm_ppo_config)
-    """minirl's PPO settings."""
+    adversarial: AdversarialConfig = field(default_factory=afd_adversarial)
+    """minirl's adversarial-imitation settings: the discriminator's optimiser and passes, the reward
+    rule, PPO's settings (``adversarial.ppo``), the demonstration minibatches' seed."""
     seed: int = 0
-    """Seeds prompts, sampling, the discriminator's head and its demonstration minibatches."""
+    """Seeds prompts, sampling and the discriminator's head (``adversarial.seed`` its demonstration
+    minibatches, ``adversarial.ppo.seed`` PPO's)."""
     progress: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("total_tokens", "n_prompts", "disc_epochs", "disc_minibatches"):
-            check_count(getattr(self, name), name)
-        check_number(self.disc_lr, "disc_lr", 0.0, strict_minimum=True)
+        for name in ("total_tokens", "n_prompts"):
+            check_int(getattr(self, name), name, 1)
         check_seed(self.seed)
-        if not isinstance(self.ppo, PPOConfig):
-            raise ValueError(f"ppo: must be a PPOConfig, got {type(self.ppo).__name__}")
-        if self.ppo.advantage != "gae":
-            raise ValueError("ppo: AfD optimises its reward with PPO (advantage='gae')")
+        if not isinstance(self.adversarial, AdversarialConfig):
+            raise ValueError(f"adversarial: must be an AdversarialConfig, got {type(self.adversarial).__name__}")
+        if self.adversarial.ppo.advantage != "gae":
+            raise ValueError("adversarial: AfD optimises its reward with PPO (ppo.advantage='gae')")
 
 
 def train_afd(policy: LMPolicy, task: Task, demos: TrajectoryBatch, config: AfDConfig = AfDConfig(),
@@ -84,10 +86,7 @@ def train_afd(policy: LMPolicy, task: Task, demos: TrajectoryBatch, config: AfDC
         policy.add_value_head()
     scorer = LMRewardModel.from_policy(policy, seed=config.seed)
     source = ResponseSource(policy, task, config.n_prompts, 1, config.seed)
-    adversarial = AdversarialConfig(divergence="airl", reward="airl_logit", structured=False, lr=config.disc_lr,
-                                    disc_epochs=config.disc_epochs, disc_minibatches=config.disc_minibatches,
-                                    ppo=config.ppo, seed=config.seed)
-    trainer = AdversarialImitation(source, policy, policy, demos, adversarial,
+    trainer = AdversarialImitation(source, policy, policy, demos, config.adversarial,
                                    discriminator=SequenceDiscriminator(scorer))
     history = trainer.train(config.total_tokens, callback=callback, progress=config.progress)
     return trainer, history

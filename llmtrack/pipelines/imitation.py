@@ -26,13 +26,13 @@ Choices, and why:
     E_{s ~ d^pi_i} E_{a ~ pi*(.|s)} log pi(a | s), whose optimum on visited states is pi* itself;
     for a deterministic expert the sample is the label.
   * Equal data. A *labelled sequence* is one response whose every token carries an expert
-    label: SFT's budget is ``n_demos``; DAgger's is ``n_demos + n_iterations *
-    sequences_per_iteration`` (``DistillConfig.labelled_sequences``).
+    label: SFT's budget is ``n_demos``; DAgger's is ``n_demos + dagger.n_iterations *
+    dagger.episodes_per_iteration`` (``DistillConfig.labelled_sequences``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -40,14 +40,14 @@ from torch import Tensor, nn
 
 from minirl.algos.bc import BCConfig, train_bc
 from minirl.algos.dagger import DAggerConfig, train_dagger
-from minirl.checks import check_int, check_probability, check_seed
+from minirl.checks import check_int, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.policies import Policy
 from llmtrack.rollout import generate
 from llmtrack.tasks import Task
 from llmtrack.tasks.base import ExactPolicy, as_generator
 
-__all__ = ["SFTConfig", "DistillConfig", "SampledExpert", "task_collector", "sft", "distill"]
+__all__ = ["SFTConfig", "DistillConfig", "on_policy_dagger", "SampledExpert", "task_collector", "sft", "distill"]
 
 DEFAULT_BC = BCConfig(n_updates=600, batch_size=64, lr=1e-3)
 
@@ -78,47 +78,36 @@ class SFTConfig:
         return self.n_demos
 
 
+def on_policy_dagger(**changes) -> DAggerConfig:
+    """minirl's DAggerConfig for on-policy distillation: the student rolls in alone (beta0 = 0; module
+    docstring), 4 rounds of 40 generations, each refit by 150 BC steps of 64 sequences at lr 1e-3,
+    roll-outs seeded from 1; ``changes`` replace any of these fields."""
+    return replace(DAggerConfig(n_iterations=4, episodes_per_iteration=40, beta0=0.0, beta_decay=0.5,
+                                bc=BCConfig(n_updates=150, batch_size=64, lr=1e-3), seed=1), **changes)
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """On-policy distillation = DAgger with the student's roll-in and the task's expert as labeller."""
 
-    n_iterations: int = 4
-    """DAgger rounds (collect, label, aggregate, refit)."""
-    sequences_per_iteration: int = 40
-    """Student generations labelled per round."""
     n_demos: int = 40
     """Expert demonstrations in D_demo before round 1 (0: start from the student's roll-in)."""
-    beta0: float = 0.0
-    """Expert share of round 1's roll-in (0 = on-policy distillation; see the module docstring)."""
-    beta_decay: float = 0.5
-    """beta_i = beta0 * beta_decay^(i - 1)."""
-    bc: BCConfig = field(default_factory=lambda: BCConfig(n_updates=150, batch_size=64, lr=1e-3))
-    """minirl's BC settings for each round's refit (warm-started from the previous round)."""
+    dagger: DAggerConfig = field(default_factory=on_policy_dagger)
+    """minirl's DAgger settings: rounds, generations labelled per round (``episodes_per_iteration``),
+    roll-in beta, the BC refit, the roll-outs' seed and the progress bar."""
     seed: int = 0
-    """Seeds the demonstrations, roll-outs (round i: seed + i) and the expert's sampled labels."""
-    progress: bool = False
-    """Progress bar over rounds."""
+    """Seeds the demonstrations and the expert's sampled labels (``dagger.seed`` the roll-outs)."""
 
     def __post_init__(self) -> None:
-        check_int(self.n_iterations, "n_iterations", 1)
-        check_int(self.sequences_per_iteration, "sequences_per_iteration", 1)
         check_int(self.n_demos, "n_demos", 0)
-        check_probability(self.beta0, "beta0")
-        check_probability(self.beta_decay, "beta_decay")
-        _check_bc(self.bc)
+        if not isinstance(self.dagger, DAggerConfig):
+            raise ValueError(f"dagger: must be a DAggerConfig, got {type(self.dagger).__name__}")
         check_seed(self.seed, "seed")
-        check_seed(self.seed + 1, "seed")  # DAgger's roll-outs are seeded from seed + 1
 
     @property
     def labelled_sequences(self) -> int:
         """Sequences the expert labels in all: demonstrations + student generations."""
-        return self.n_demos + self.n_iterations * self.sequences_per_iteration
-
-    def dagger(self) -> DAggerConfig:
-        """The minirl DAggerConfig this describes (roll-outs seeded from seed + 1)."""
-        return DAggerConfig(n_iterations=self.n_iterations, episodes_per_iteration=self.sequences_per_iteration,
-                            beta0=self.beta0, beta_decay=self.beta_decay, bc=self.bc, seed=self.seed + 1,
-                            progress=self.progress)
+        return self.n_demos + self.dagger.n_iterations * self.dagger.episodes_per_iteration
 
 
 class SampledExpert(nn.Module):
@@ -186,5 +175,5 @@ def distill(policy: Policy, task: Task, config: DistillConfig = DistillConfig(),
     """
     demos = task.demonstrations(config.n_demos, seed=config.seed) if config.n_demos else None
     expert = SampledExpert(task.expert, seed=config.seed)
-    return train_dagger(policy, expert, task_collector(task), config.dagger(), demos=demos,
+    return train_dagger(policy, expert, task_collector(task), config.dagger, demos=demos,
                         on_iteration=on_iteration)

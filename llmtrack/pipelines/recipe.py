@@ -43,7 +43,7 @@ from llmtrack.models import FAMILIES, PRESETS, check_checkpoint, check_model_out
 from minirl.outputs import check_output_dir
 from llmtrack.pipelines.base import DESCRIPTION, base_checkpoint_path, cache_root, pretrain_base
 from llmtrack.pipelines.evaluate import EvalConfig, evaluate
-from llmtrack.pipelines.imitation import DistillConfig, SFTConfig, distill, sft
+from llmtrack.pipelines.imitation import DistillConfig, SFTConfig, distill, on_policy_dagger, sft
 from llmtrack.policy import LMPolicy
 from llmtrack.tasks import TASKS, Task, make_task
 
@@ -186,8 +186,9 @@ class SFTRunConfig:
     def distill_config(self) -> DistillConfig:
         bc = BCConfig(n_updates=max(1, self.updates // self.dagger_iterations), batch_size=self.batch_size,
                       lr=self.lr, seed=self.seed)
-        return DistillConfig(n_iterations=self.dagger_iterations, sequences_per_iteration=self.sequences_per_iteration,
-                             n_demos=self.dagger_demos, bc=bc, seed=self.seed + 1, progress=self.progress)
+        dagger = on_policy_dagger(n_iterations=self.dagger_iterations, episodes_per_iteration=self.sequences_per_iteration,
+                                  bc=bc, seed=self.seed + 2, progress=self.progress)  # roll-outs: one past the demos
+        return DistillConfig(n_demos=self.dagger_demos, dagger=dagger, seed=self.seed + 1)
 
     def pretrain_bc(self) -> BCConfig:
         return BCConfig(n_updates=self.pretrain_updates, batch_size=64, lr=3e-3, seed=self.seed,
