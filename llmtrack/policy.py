@@ -33,13 +33,13 @@ from minirl.data import TrajectoryBatch
 from minirl.policies import check_not_shared, sample_categorical
 from llmtrack.tokenizer import BOS, MASK, PAD, UNK
 
-__all__ = ["TokenPolicy", "LMPolicy", "frozen_reference", "check_not_shared", "FILLERS"]
+__all__ = ["TokenPolicy", "LMPolicy", "frozen_reference", "check_not_shared", "attention_inputs", "FILLERS"]
 
 FILLERS = (PAD, MASK)
 _NEVER_EMIT = (PAD, BOS, MASK, UNK)
 
 
-def _attention(ids: Tensor) -> tuple[Tensor, Tensor]:
+def attention_inputs(ids: Tensor) -> tuple[Tensor, Tensor]:
     """attention_mask (B, L) = not a filler; position_ids (B, L) = index among real tokens."""
     attn = ~torch.isin(ids, torch.tensor(FILLERS, device=ids.device))
     positions = (attn.long().cumsum(-1) - 1).clamp_min(0)
@@ -148,7 +148,7 @@ class LMPolicy(TokenPolicy):
         max_pos = getattr(self.model.config, "n_positions", None) or getattr(self.model.config, "max_position_embeddings")
         if ids.shape[1] > max_pos:
             raise ValueError(f"obs: context of {ids.shape[1]} tokens exceeds the model's {max_pos} positions")
-        attn, positions = _attention(ids)
+        attn, positions = attention_inputs(ids)
         with self._autocast():
             out = self.model(input_ids=ids, attention_mask=attn, position_ids=positions, output_hidden_states=hidden)
         logits = out.logits.float().masked_fill(self._never, float("-inf"))  # (B, L, V)
@@ -171,7 +171,7 @@ class LMPolicy(TokenPolicy):
     def next_token_log_probs(self, obs: Tensor) -> Tensor:
         """log pi(. | context) for N contexts (N, L) in either padding layout, (N, V) on the CPU."""
         logits, _ = self._forward(obs)
-        attn, _ = _attention(obs.to(self.device))
+        attn, _ = attention_inputs(obs.to(self.device))
         last = attn.shape[1] - 1 - attn.flip(-1).argmax(-1)  # index of the last real token, (N,)
         if not attn.any(-1).all():
             raise ValueError("obs: every context needs at least one real (non-filler) token")

@@ -18,7 +18,7 @@ trains full-batch, its features computed once.
 
 The sequence scored is the prompt (the first P columns of ``obs``) followed by the response
 ``actions`` on the mask, in llmtrack's token layout (llmtrack.policy). Fillers ([PAD],
-[MASK]) are never attended to and positions count real tokens only (``_attention``, as in
+[MASK]) are never attended to and positions count real tokens only (``attention_inputs``, as in
 LMPolicy), so extra left or right padding does not change a score. The last real token is
 found from that attention mask, not through ``config.pad_token_id`` alone: HuggingFace's
 sequence-classification heads take the rightmost token that is not the pad id, so with no pad
@@ -44,7 +44,7 @@ from torch import Tensor, nn
 from minirl.algos.reward_model import LinearRewardModel
 from minirl.checks import check_device, check_int, check_seed
 from minirl.data import Preferences, TrajectoryBatch
-from llmtrack.policy import LMPolicy, _attention
+from llmtrack.policy import LMPolicy, attention_inputs
 from llmtrack.tokenizer import PAD
 
 __all__ = ["LMRewardModel", "FrozenLMFeatures", "frozen_linear_reward_model", "sequence_ids", "score_batch",
@@ -84,7 +84,7 @@ def _hidden_states(model: nn.Module, ids: Tensor, device: torch.device) -> tuple
     max_pos = getattr(model.config, "n_positions", None) or getattr(model.config, "max_position_embeddings")
     if ids.shape[1] > max_pos:
         raise ValueError(f"obs: sequence of {ids.shape[1]} tokens exceeds the model's {max_pos} positions")
-    attn, positions = _attention(ids)  # (B, L) each: fillers masked, positions over real tokens
+    attn, positions = attention_inputs(ids)  # (B, L) each: fillers masked, positions over real tokens
     if not attn.bool().any(-1).all():
         raise ValueError("obs: every sequence needs at least one real (non-filler) token")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
