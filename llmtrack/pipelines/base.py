@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from minirl.algos.bc import BCConfig, train_bc
-from minirl.checks import check_seed
+from minirl.checks import check_int, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.outputs import remove_stale_temporaries
 from llmtrack.models import FAMILIES, PRESETS, build_model, load_model, resolve_device, save_model
@@ -102,8 +102,7 @@ def _check(size: str, family: str, n_sequences: int) -> None:
         raise ValueError(f"size: unknown size preset {size!r}; valid: {sorted(PRESETS)}")
     if family not in FAMILIES:
         raise ValueError(f"family: unknown model family {family!r}; valid: {list(FAMILIES)}")
-    if isinstance(n_sequences, bool) or not isinstance(n_sequences, int) or n_sequences < 1:
-        raise ValueError(f"n_sequences: must be an integer >= 1, got {n_sequences!r}")
+    check_int(n_sequences, "n_sequences", 1)
 
 
 DESCRIPTION = "llmtrack_base.json"
