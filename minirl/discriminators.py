@@ -63,7 +63,7 @@ def discriminator_loss(h_demo: Tensor, h_policy: Tensor, w_demo: Tensor | None =
     # BEGIN SOLUTION
     loss_demo = (w_demo * F.softplus(-h_demo)).sum() / w_demo.sum()  # -log sigma(h)
     loss_policy = (w_policy * F.softplus(h_policy)).sum() / w_policy.sum()  # -log(1 - sigma(h))
-    return loss_demo + loss_policy
+    return loss_demo + loss_policy  # docs/equations.md §4
     # END SOLUTION
 
 
@@ -303,7 +303,7 @@ class AIRLDiscriminator(StepLevelDiscriminator):
         # BEGIN SOLUTION
         v_next = self.v(self.encoder.obs(next_obs, next_absorbing)).squeeze(-1)
         v_now = self.v(self.encoder.obs(obs, absorbing)).squeeze(-1)
-        return self.reward(obs, absorbing) + self.gamma * (1.0 - done.float()) * v_next - v_now
+        return self.reward(obs, absorbing) + self.gamma * (1.0 - done.float()) * v_next - v_now  # docs/equations.md §4
         # END SOLUTION
 
     def logits(self, obs: Tensor, actions: Tensor, next_obs: Tensor | None = None, done: Tensor | None = None,

@@ -50,7 +50,7 @@ class BCConfig:
 def bc_loss(policy: Policy, batch: TrajectoryBatch) -> Tensor:
     """Negative log-likelihood of the batch's actions, averaged over real steps (docs/equations.md §3)."""
     # BEGIN SOLUTION
-    return -batch.masked_mean(policy.log_prob(batch))
+    return -batch.masked_mean(policy.log_prob(batch))  # docs/equations.md §3
     # END SOLUTION
 
 

@@ -65,7 +65,7 @@ def aggregate(dataset: TrajectoryBatch | None, visited: TrajectoryBatch, expert:
     """D <- D u {(s, pi*(s))}: label the visited states with the expert's actions and append."""
     # BEGIN SOLUTION
     labelled = visited.replace(actions=expert.label(visited), log_probs=None, rewards=None, values=None)
-    return labelled if dataset is None else TrajectoryBatch.cat([dataset, labelled])
+    return labelled if dataset is None else TrajectoryBatch.cat([dataset, labelled])  # docs/equations.md §3
     # END SOLUTION
 
 

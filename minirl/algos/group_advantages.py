@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
-__all__ = ["ESTIMATORS", "group_advantages"]
+from minirl.checks import check_int
+
+__all__ = ["ESTIMATORS", "group_advantages", "sequence_advantages"]
 
 ESTIMATORS = ("reinforce", "rloo", "grpo")
 
@@ -35,5 +37,24 @@ def group_advantages(scores: Tensor, estimator: str, eps: float = 1e-6) -> Tenso
     group_mean = scores.mean(dim=1, keepdim=True)  # (P, 1)
     if estimator == "rloo":
         return (scores - group_mean) * G / (G - 1)  # r_i minus the mean of the other G - 1
-    return (scores - group_mean) / (scores.std(dim=1, keepdim=True) + eps)
+    return (scores - group_mean) / (scores.std(dim=1, keepdim=True) + eps)  # docs/equations.md §6
     # END SOLUTION
+
+
+def sequence_advantages(rewards: Tensor, mask: Tensor, group_size: int, estimator: str) -> Tensor:
+    """Monte-Carlo advantages for whole sequences: A_t = A_i for every step t of row i, (B, T).
+
+    The score of row i is its undiscounted return sum_t r_t (a reward model's score at the last
+    token plus any per-token KL penalty); rows come in consecutive groups of ``group_size``
+    responses to one prompt, and ``estimator`` ("reinforce", "rloo", "grpo") turns the (P, G)
+    scores into advantages (docs/equations.md §6, REINFORCE / RLOO / GRPO line).
+    """
+    B = rewards.shape[0]
+    group_size = check_int(group_size, "group_size", 1)
+    if B % group_size:
+        raise ValueError(f"group_size: {B} rows do not split into groups of {group_size}")
+    # summed in float64: GRPO divides by the group's std, which would blow float32 rounding up into
+    # advantages of ~0.1 when a group's returns are equal (e.g. at the optimum)
+    scores = (rewards.double() * mask).sum(1).reshape(B // group_size, group_size)
+    per_row = group_advantages(scores, estimator).reshape(B, 1).to(rewards.dtype)
+    return per_row * mask.to(rewards.dtype)

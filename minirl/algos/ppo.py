@@ -16,7 +16,7 @@ log_probs, values, rewards, ``next_values`` and where episodes end (``terminated
 PPO, REINFORCE, RLOO and GRPO differ only in how A_t is estimated (``PPOConfig.advantage``):
 :func:`gae` with a value function, or one Monte-Carlo score per sequence (its summed reward,
 gamma = 1) turned into a group-relative advantage by
-:func:`minirl.algos.group_advantages.group_advantages` and given to every step of the sequence
+:func:`minirl.algos.group_advantages.sequence_advantages` and given to every step of the sequence
 -- then no value function is needed (``value_fn=None``).
 
 Where batches come from: a *batch source* (:mod:`minirl.sources`) -- a vector env's fragments,
@@ -37,7 +37,7 @@ from gymnasium.vector import VectorEnv
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from minirl.algos.group_advantages import ESTIMATORS, group_advantages
+from minirl.algos.group_advantages import ESTIMATORS, sequence_advantages
 from minirl.checks import check_int, check_number, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.policies import Policy, ValueFunction
@@ -66,7 +66,7 @@ def gae(rewards: Tensor, values: Tensor, next_values: Tensor, episode_end: Tenso
     # BEGIN SOLUTION
     m = mask.to(values.dtype)
     not_end = 1.0 - episode_end.to(values.dtype)
-    delta = (rewards + gamma * next_values - values) * m  # (B, T)
+    delta = (rewards + gamma * next_values - values) * m  # (B, T); docs/equations.md §6, GAE
     advantages = torch.zeros_like(delta)
     next_advantage = torch.zeros_like(delta[:, 0])  # A_{t+1}, (B,)
     for t in reversed(range(delta.shape[1])):
@@ -78,29 +78,10 @@ def gae(rewards: Tensor, values: Tensor, next_values: Tensor, episode_end: Tenso
     return advantages, returns
 
 
-def sequence_advantages(rewards: Tensor, mask: Tensor, group_size: int, estimator: str) -> Tensor:
-    """Monte-Carlo advantages for whole sequences: A_t = A_i for every step t of row i, (B, T).
-
-    The score of row i is its undiscounted return sum_t r_t (a reward model's score at the last
-    token plus any per-token KL penalty); rows come in consecutive groups of ``group_size``
-    responses to one prompt, and ``estimator`` ("reinforce", "rloo", "grpo") turns the (P, G)
-    scores into advantages (docs/equations.md §6, REINFORCE / RLOO / GRPO line).
-    """
-    B = rewards.shape[0]
-    group_size = check_int(group_size, "group_size", 1)
-    if B % group_size:
-        raise ValueError(f"group_size: {B} rows do not split into groups of {group_size}")
-    # summed in float64: GRPO divides by the group's std, which would blow float32 rounding up into
-    # advantages of ~0.1 when a group's returns are equal (e.g. at the optimum)
-    scores = (rewards.double() * mask).sum(1).reshape(B // group_size, group_size)
-    per_row = group_advantages(scores, estimator).reshape(B, 1).to(rewards.dtype)
-    return per_row * mask.to(rewards.dtype)
-
-
 def clipped_surrogate(ratio: Tensor, advantages: Tensor, clip_eps: float) -> Tensor:
     """Per-step clipped policy loss -min(rho A, clip(rho, 1 - eps, 1 + eps) A) (Schulman et al. 2017 eq. 7)."""
     # BEGIN SOLUTION
-    return -torch.min(ratio * advantages, ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * advantages)
+    return -torch.min(ratio * advantages, ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * advantages)  # docs/equations.md §6
     # END SOLUTION
 
 
@@ -111,7 +92,7 @@ def clipped_value_loss(values: Tensor, old_values: Tensor, returns: Tensor, clip
     PPO2 (not in the PPO paper; Andrychowicz et al. 2021 find it rarely helps, hence optional).
     """
     # BEGIN SOLUTION
-    loss = (values - returns) ** 2
+    loss = (values - returns) ** 2  # docs/equations.md §6, L_V
     if clip_eps is not None:
         clipped = old_values + (values - old_values).clamp(-clip_eps, clip_eps)
         loss = torch.max(loss, (clipped - returns) ** 2)
@@ -145,7 +126,7 @@ def ppo_loss(log_probs: Tensor, old_log_probs: Tensor, advantages: Tensor, value
     policy_loss = mean(clipped_surrogate(ratio, advantages, clip_eps))
     value_loss = mean(clipped_value_loss(values, old_values, returns, clip_value))
     mean_entropy = mean(entropy)
-    loss = policy_loss + vf_coef * value_loss - ent_coef * mean_entropy
+    loss = policy_loss + vf_coef * value_loss - ent_coef * mean_entropy  # docs/equations.md §6
     # END SOLUTION
     with torch.no_grad():
         stats = {"loss/policy": policy_loss.item(), "loss/value": value_loss.item(),

@@ -36,7 +36,7 @@ def bradley_terry_loss(r_chosen: Tensor, r_rejected: Tensor, label: Tensor | Non
     # BEGIN SOLUTION
     d = r_chosen - r_rejected
     p = torch.ones_like(d) if label is None else label.to(d.dtype)
-    return -(p * F.logsigmoid(d) + (1 - p) * F.logsigmoid(-d)).mean()
+    return -(p * F.logsigmoid(d) + (1 - p) * F.logsigmoid(-d)).mean()  # docs/equations.md §5
     # END SOLUTION
 
 
@@ -46,7 +46,7 @@ def classification_loss(r_chosen: Tensor, r_rejected: Tensor, label: Tensor | No
     p = torch.ones_like(r_chosen) if label is None else label.to(r_chosen.dtype)
     loss_chosen = -(p * F.logsigmoid(r_chosen) + (1 - p) * F.logsigmoid(-r_chosen))
     loss_rejected = -((1 - p) * F.logsigmoid(r_rejected) + p * F.logsigmoid(-r_rejected))
-    return (loss_chosen + loss_rejected).mean() / 2
+    return (loss_chosen + loss_rejected).mean() / 2  # docs/equations.md §5, classification
     # END SOLUTION
 
 
