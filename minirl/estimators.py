@@ -7,6 +7,14 @@ the policy protocol, so it serves a softmax table and a language model alike:
     ratio of sums               r = sum(u) / sum(v),  se = std(u - r v) / (mean(v) sqrt(n))   (delta method)
     KL from samples y ~ p       KL(p || q) ≈ mean_y [log p(y) - log q(y)]                      (docs/equations.md §7)
 
+and, for scores r and a reference g (a reward model against a gold reward) of the same trajectories,
+
+    pair accuracy               P(sign(r_c - r_r) = sign(g_c - g_r)) over pairs, a score tie counting 1/2
+    correlation                 Pearson corr(r, g)
+    within-group slope          sum (g - g_bar_k)(r - r_bar_k) / sum (g - g_bar_k)^2, centred per group k
+
+(docs/equations.md §5: Bradley-Terry identifies r only up to a shift per prompt, hence "within group").
+
 where log p(y) is a whole trajectory's log-probability, sum_t log pi(a_t | s_t) over its real steps
 (:func:`sequence_log_prob`, float64). The KL estimate has one rule a naive mean gets wrong: if q gives
 a sampled trajectory probability 0 (a deterministic expert, a sparse language), KL(p || q) is +inf --
@@ -25,7 +33,8 @@ from torch import Tensor
 from minirl.data import TrajectoryBatch
 from minirl.policies import Policy
 
-__all__ = ["KLEstimate", "mean_se", "ratio_se", "sequence_log_prob", "monte_carlo_kl"]
+__all__ = ["KLEstimate", "mean_se", "ratio_se", "sequence_log_prob", "monte_carlo_kl", "pair_accuracy", "correlation",
+           "within_group_slope"]
 
 
 @dataclass(frozen=True)
@@ -71,3 +80,31 @@ def monte_carlo_kl(logp_sampler: Tensor, logp_other: Tensor) -> KLEstimate:
     value, se = mean_se(logp_sampler - logp_other)
     return KLEstimate(value, se, 0.0, len(off))
     # END SOLUTION
+
+
+def pair_accuracy(score_chosen: Tensor, score_rejected: Tensor, gold_chosen: Tensor, gold_rejected: Tensor) -> float:
+    """The share of pairs that the scores order as the gold does, a score tie counting 1/2 and pairs tied in
+    gold left out (NaN if all are); all four (B,)."""
+    informative = gold_chosen != gold_rejected
+    agree = torch.sign(score_chosen - score_rejected) * torch.sign(gold_chosen - gold_rejected)  # +1, -1, 0 on a tie
+    return float(((agree[informative] + 1) / 2).mean())
+
+
+def correlation(x: Tensor, y: Tensor) -> float:
+    """Pearson correlation of two samples (B,); NaN for fewer than two or a constant one."""
+    if len(x) < 2 or x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(torch.corrcoef(torch.stack([x, y]))[0, 1])
+
+
+def within_group_slope(x: Tensor, y: Tensor, group: Tensor) -> float:
+    """Least-squares slope of y on x after centring both within each group (module docstring); ``group`` (B,)
+    holds group ids 0..K-1. NaN if x does not vary within any group."""
+    def centred(v: Tensor) -> Tensor:
+        total = torch.zeros(int(group.max()) + 1, dtype=v.dtype).index_add_(0, group, v)
+        count = torch.zeros_like(total).index_add_(0, group, torch.ones_like(v))
+        return v - (total / count)[group]
+
+    cx, cy = centred(x), centred(y)
+    denominator = float((cx * cx).sum())
+    return float((cx * cy).sum()) / denominator if denominator > 0 else float("nan")

@@ -15,6 +15,7 @@ uniform over pairs (a careless one). A systematic annotator is a different *rewa
 Design: the uniforms u and v are arguments, not drawn here, so that every caller keeps its own order of
 random draws (a data set made with one seed stays the same data set); :func:`draw_uniforms` draws both,
 u first, for callers without an order of their own. Shapes: every tensor (B,), one entry per pair.
+:func:`resample_pairs` is the bootstrap of a labelled set (ensemble members that see different data).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import torch
 from torch import Tensor
 
 from minirl.checks import check_number, check_probability
+from minirl.data import Preferences
 
-__all__ = ["label_pairs", "draw_uniforms"]
+__all__ = ["label_pairs", "draw_uniforms", "resample_pairs"]
 
 
 def draw_uniforms(n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
@@ -62,3 +64,9 @@ def label_pairs(r_a: Tensor, r_b: Tensor, temperature: float = 0.0, noise: float
     prefer_a = prefer_a ^ flipped
     # END SOLUTION
     return prefer_a, flipped
+
+
+def resample_pairs(prefs: Preferences, generator: torch.Generator | None = None) -> Preferences:
+    """A bootstrap resample of ``prefs``: as many pairs, drawn uniformly with replacement (one randint draw)."""
+    idx = torch.randint(len(prefs), (len(prefs),), generator=generator)  # (B,)
+    return Preferences(chosen=prefs.chosen[idx], rejected=prefs.rejected[idx])

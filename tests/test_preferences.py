@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from minirl.preferences import draw_uniforms, label_pairs
+from minirl.data import Preferences, TrajectoryBatch
+from minirl.preferences import draw_uniforms, label_pairs, resample_pairs
 
 
 def test_rules_by_hand():
@@ -56,3 +57,13 @@ def test_bad_input_is_refused():
         label_pairs(r, torch.zeros(4))
     with pytest.raises(ValueError, match="u_flip: must have the pairs' shape"):
         label_pairs(r, r, 0.0, 0.1, u_flip=torch.zeros(2))
+
+
+def test_resample_pairs_draws_whole_pairs_with_replacement():
+    ids = torch.arange(6)[:, None]
+    batch = lambda x: TrajectoryBatch(obs=x, actions=x, mask=torch.ones_like(x, dtype=torch.bool))  # noqa: E731
+    prefs = Preferences(chosen=batch(ids), rejected=batch(ids + 10))
+    g, again = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    out = resample_pairs(prefs, g)
+    idx = torch.randint(6, (6,), generator=again)
+    assert torch.equal(out.chosen.actions[:, 0], idx) and torch.equal(out.rejected.actions[:, 0], idx + 10)
