@@ -39,8 +39,8 @@ from minirl.algos.ppo import PPO, PPOConfig
 from minirl.checks import check_int, check_number, check_seed
 from minirl.data import TrajectoryBatch, last_step
 from minirl.policies import check_same_actions
+from minirl.scorers import as_scorer
 from minirl.sources import BatchSource
-from llmtrack.alignment.best_of_n import as_scorer
 from llmtrack.policy import LMPolicy, check_not_shared, frozen_reference
 from llmtrack.rollout import generate
 from llmtrack.tasks import Task
@@ -144,7 +144,7 @@ def train_rlhf(policy: LMPolicy, task: Task, scorer: Any, config: RLHFConfig = R
     if reference is not None:
         check_same_actions(policy, reference, "policy", "reference")
         check_not_shared(policy, reference)
-    scorer = as_scorer(scorer, task)
+    scorer = as_scorer(scorer, task.gold_reward)
     if config.ppo.advantage == "gae" and policy.value_head is None:
         policy.add_value_head()
     reference = frozen_reference(policy) if reference is None else reference
