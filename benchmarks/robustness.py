@@ -1194,7 +1194,7 @@ def _(seed):
 def _nb08_raft(seed: int):
     from minirl.algos.bc import BCConfig
     from minirl.algos.raft import RAFTConfig
-    from llmtrack.pipelines.best_of_n import raft as train_raft
+    from llmtrack.pipelines.best_of_n import train_raft
     from llmtrack.tasks.answer_key import sampled_point
 
     task, base = _markov_base(seed)

@@ -110,7 +110,7 @@ def _reward_noise(config: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _annotation_config(args: argparse.Namespace) -> Any:
-    from llmtrack.experiments.reward_noise import AnnotationConfig
+    from llmtrack.experiments.annotation import AnnotationConfig
 
     fields = dict(seeds=tuple(range(args.seeds)), device=args.device, progress=progress_wanted())
     if args.fast:  # one pair count, clean vs noisy labels: the plumbing in seconds
@@ -119,7 +119,7 @@ def _annotation_config(args: argparse.Namespace) -> Any:
 
 
 def _annotation(config: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from llmtrack.experiments.reward_noise import annotation_table, run_annotation_sweep, summarize_annotation
+    from llmtrack.experiments.annotation import annotation_table, run_annotation_sweep, summarize_annotation
     from llmtrack.plots import annotation_figure
 
     return _sweep(args, run_annotation_sweep(config), annotation_table, summarize_annotation, annotation_figure)
@@ -138,9 +138,8 @@ def _overoptimisation(prepared: Any, args: argparse.Namespace) -> dict[str, Any]
     idealised proxy), and JSON with every seed's run."""
     import numpy as np
 
-    from llmtrack.alignment.plots import overoptimisation_sweep_figure
-    from llmtrack.experiments.overoptimisation import (exact_proxy_optimum, overoptimisation_sweep_table,
-                                                       run_overoptimisation_sweep)
+    from llmtrack.experiments.overoptimisation import exact_proxy_optimum, run_overoptimisation_sweep
+    from llmtrack.plots import overoptimisation_sweep_figure, overoptimisation_sweep_table
 
     config, seeds = prepared
     sweep = run_overoptimisation_sweep(config, seeds)
@@ -166,7 +165,7 @@ def _pipeline(config: Any, args: argparse.Namespace) -> dict[str, Any]:
 
     matplotlib.use("Agg")
     from minirl.outputs import save_figure
-    from llmtrack.alignment.plots import optimal_frontier_figure
+    from llmtrack.plots import optimal_frontier_figure
     from llmtrack.pipelines.alignment import run_pipeline
 
     result = run_pipeline(config)

@@ -25,9 +25,16 @@ sequence-classification heads take the rightmost token that is not the pad id, s
 id they pool the last column (a filler, for any right-padded row) and they would pool a
 [MASK] filler. A model without llmtrack's pad id is refused: it was not built for this layout.
 
-Evaluation (the gold reward is the task's, never seen in training):
+    bag_of_tokens_proxy
+                           r(x, y) = w . counts(y): a deliberately simple proxy (token counts of the
+                           response), which cannot represent the markov gold reward's bigrams ("not"
+                           negates) -- the over-optimising proxy of the Best-of-N tests and notebook.
+
+Evaluation (the gold reward is the task's, never seen in training), thin wrappers that score the
+task's batches and call minirl.estimators:
     gold_accuracy      held-out pairs ordered by the noiseless gold reward: P(r(y_good) > r(y_bad))
     gold_correlation   Pearson correlation of r with the gold reward on samples of a policy
+    gold_slope         the RM's scale on gold within prompts
 """
 
 from __future__ import annotations
@@ -41,14 +48,17 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from minirl.algos.reward_model import LinearRewardModel
+from minirl.algos.reward_model import LinearRewardModel, RewardModelConfig, train_reward_model
 from minirl.checks import check_device, check_int, check_seed
 from minirl.data import Preferences, TrajectoryBatch
+from minirl.estimators import correlation, pair_accuracy, within_group_slope
+from minirl.preferences import resample_pairs
 from llmtrack.policy import LMPolicy, attention_inputs
 from llmtrack.tokenizer import PAD
 
 __all__ = ["LMRewardModel", "FrozenLMFeatures", "frozen_linear_reward_model", "sequence_ids", "score_batch",
-           "pair_accuracy", "gold_accuracy", "gold_correlation", "gold_slope", "evaluate_reward_model"]
+           "gold_accuracy", "gold_correlation", "gold_slope", "evaluate_reward_model", "bag_of_tokens",
+           "bag_of_tokens_proxy", "fit_linear_head"]
 
 
 def sequence_ids(batch: TrajectoryBatch) -> Tensor:
@@ -216,6 +226,15 @@ def frozen_linear_reward_model(model: nn.Module | LMPolicy, device: str = "auto"
     return linear
 
 
+def fit_linear_head(features: FrozenLMFeatures, prefs: Preferences, config: RewardModelConfig) -> LinearRewardModel:
+    """A linear head w . phi on ``features`` fitted to ``prefs`` by minirl's trainer, then frozen (a scorer)."""
+    model = LinearRewardModel(features, features.dim)
+    train_reward_model(model, prefs, config)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
 # -- evaluation -------------------------------------------------------------------------------
 
 @torch.no_grad()
@@ -235,15 +254,6 @@ def _gold(batch: TrajectoryBatch, gold_reward: Callable[[TrajectoryBatch], Tenso
     return batch.info["gold_reward"].double().cpu()
 
 
-def pair_accuracy(score_chosen: Tensor, score_rejected: Tensor, gold_chosen: Tensor, gold_rejected: Tensor) -> float:
-    """The share of pairs that the scores order as the gold reward does, a score tie counting 1/2 and
-    pairs tied in gold left out (NaN if all are); the rule behind :func:`gold_accuracy`, for scores
-    computed elsewhere (e.g. once per feature set)."""
-    informative = gold_chosen != gold_rejected
-    agree = torch.sign(score_chosen - score_rejected) * torch.sign(gold_chosen - gold_rejected)  # +1, -1, 0 on a tie
-    return float(((agree[informative] + 1) / 2).mean())
-
-
 def gold_accuracy(model: nn.Module, prefs: Preferences,
                   gold_reward: Callable[[TrajectoryBatch], Tensor] | None = None) -> float:
     """Held-out preference accuracy against the noiseless gold ordering (docs/equations.md §5).
@@ -251,7 +261,7 @@ def gold_accuracy(model: nn.Module, prefs: Preferences,
     Each pair is ordered by the gold reward, whatever its (possibly flipped) label says; the
     accuracy is the share of pairs where the model's score orders them the same way, a tie in
     score counting 1/2 (a constant model scores 0.5). Pairs tied in gold are left out
-    (:func:`pair_accuracy`). ``gold_reward`` defaults to the batches' ``info["gold_reward"]``
+    (:func:`minirl.estimators.pair_accuracy`). ``gold_reward`` defaults to the batches' ``info["gold_reward"]``
     (``Task.preferences`` sets it).
     """
     g_c, g_r = _gold(prefs.chosen, gold_reward, "chosen"), _gold(prefs.rejected, gold_reward, "rejected")
@@ -268,11 +278,7 @@ def gold_correlation(model: nn.Module, batch: TrajectoryBatch,
     leave the scale of r free, so the correlation, not the error, is the comparable number.
     NaN if either is constant. ``gold_reward`` defaults to ``batch.info["gold_reward"]``.
     """
-    gold = _gold(batch, gold_reward, "batch")
-    score = score_batch(model, batch)
-    if batch.batch_size < 2 or score.std() == 0 or gold.std() == 0:
-        return float("nan")
-    return float(torch.corrcoef(torch.stack([score, gold]))[0, 1])
+    return correlation(score_batch(model, batch), _gold(batch, gold_reward, "batch"))
 
 
 def gold_slope(model: nn.Module, batch: TrajectoryBatch,
@@ -290,16 +296,8 @@ def gold_slope(model: nn.Module, batch: TrajectoryBatch,
     gold = _gold(batch, gold_reward, "batch")
     score = score_batch(model, batch).to(gold.dtype)
     P = batch.obs.shape[1] - batch.horizon
-    _, group = torch.unique(batch.obs[:, :P], dim=0, return_inverse=True)
-
-    def centred(x: Tensor) -> Tensor:
-        total = torch.zeros(int(group.max()) + 1, dtype=x.dtype).index_add_(0, group, x)
-        count = torch.zeros_like(total).index_add_(0, group, torch.ones_like(x))
-        return x - (total / count)[group]
-
-    g, r = centred(gold), centred(score)
-    denominator = float((g * g).sum())
-    return float((g * r).sum()) / denominator if denominator > 0 else float("nan")
+    _, group = torch.unique(batch.obs[:, :P], dim=0, return_inverse=True)  # rows that share a prompt
+    return within_group_slope(gold, score, group)
 
 
 def evaluate_reward_model(model: nn.Module, task, policy=None, n_pairs: int = 1000, n_samples: int = 1000,
@@ -318,3 +316,32 @@ def evaluate_reward_model(model: nn.Module, task, policy=None, n_pairs: int = 10
     samples = task.rollout(sampler, n_samples, seed=seed + 1)
     return {"eval/accuracy": gold_accuracy(model, prefs, task.gold_reward),
             "eval/correlation": gold_correlation(model, samples, task.gold_reward)}
+
+
+# -- a deliberately simple proxy ----------------------------------------------------------------------
+
+def bag_of_tokens(vocab_size: int):
+    """phi(batch) = counts of each token id in the response (real steps only), (B, V) float32."""
+    V = check_int(vocab_size, "vocab_size", 1)
+
+    def features(batch: TrajectoryBatch) -> Tensor:
+        one_hot = torch.nn.functional.one_hot(batch.actions.long().clamp(0, V - 1), V)  # (B, T, V)
+        return (one_hot * batch.mask[..., None]).sum(1).float()
+
+    return features
+
+
+def bag_of_tokens_proxy(task, prefs: Preferences, config: RewardModelConfig = RewardModelConfig(),
+                        bootstrap: int | None = None) -> LinearRewardModel:
+    """A proxy reward r(y) = w . counts(y) (docs/equations.md §5) fitted to ``prefs`` with minirl's trainer.
+
+    ``bootstrap`` (a seed) resamples the pairs with replacement first: members of an ensemble that
+    see different data (a linear model from w = 0 with full-batch Adam is otherwise deterministic).
+    """
+    if not isinstance(prefs, Preferences):
+        raise ValueError(f"prefs: must be minirl Preferences, got {type(prefs).__name__}")
+    if bootstrap is not None:
+        prefs = resample_pairs(prefs, torch.Generator().manual_seed(check_seed(bootstrap, "bootstrap")))
+    model = LinearRewardModel(bag_of_tokens(task.vocab_size), task.vocab_size)
+    train_reward_model(model, prefs, config)
+    return model

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from llmtrack.alignment.answer_key import (enumerate_responses, exact_kl, expected_gold_reward, kl_to_optimum,
+from llmtrack.tasks.answer_key import (enumerate_responses, exact_kl, expected_gold_reward, kl_to_optimum,
                                            optimal_frontier, policy_table, sampled_kl, sampled_point)
 from llmtrack.models import build_model
 from llmtrack.policy import LMPolicy

@@ -120,3 +120,23 @@ def test_pooled_estimate_matches_the_exact_best_of_n_distribution():
         pool_best_of_n(r[draws], {"gold": v[draws]}, [64])
     with pytest.raises(ValueError, match="ns: must be a non-empty sequence"):
         pool_best_of_n(r[draws], {"gold": v[draws]}, [])
+
+
+def test_pool_best_of_n_estimates_by_hand():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(5, 16, generator=g, dtype=torch.float64)
+    other = torch.randn(5, 16, generator=g, dtype=torch.float64)
+    rows = pool_best_of_n(scores, {"s": scores, "v": other}, [1, 2, 16])
+    assert [r["n"] for r in rows] == [1, 2, 16]
+    assert rows[0]["s_gain"] == pytest.approx(0.0, abs=1e-12) and rows[0]["v"] == pytest.approx(float(other.mean()))
+    # N = M: the best of the whole pool, exactly
+    best = other.gather(1, scores.argmax(1, keepdim=True)).squeeze(1)
+    assert rows[-1]["v"] == pytest.approx(float(best.mean()))
+    assert rows[-1]["s"] == pytest.approx(float(scores.max(1)[0].mean()))
+    w = pool_best_of_n_weights(16, 2)
+    assert rows[1]["v"] == pytest.approx(float((other.gather(1, scores.argsort(1)) @ w).mean()))
+    assert rows[1]["kl"] == pytest.approx(math.log(2) - 0.5) and rows[1]["d"] == pytest.approx(math.sqrt(rows[1]["kl"]))
+    with pytest.raises(ValueError, match="ns"):
+        pool_best_of_n(scores, {"v": other}, [32])
+    with pytest.raises(ValueError, match="values"):
+        pool_best_of_n(scores, {"v": other[:, :4]}, [2])

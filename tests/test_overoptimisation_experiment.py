@@ -2,7 +2,7 @@
 
 What is tested is math and structure, not one seed's outcome: the annotator's labels follow its rule;
 the exact optimum of the idealised proxy has the shape the design rests on (an interior gold peak with
-the bonus, none without); Best-of-N from a pool and the over-optimisation rule on hand-made curves; a
+the bonus, none without); the over-optimisation rule on hand-made curves; a
 small run's and a small sweep's structure (the sweep's claims are counts, a seed's run is the same alone
 or in a sweep); bad settings are refused by name. The seed-sweep fractions themselves are measured in
 docs/results/overoptimisation.md and asserted by notebook 08.
@@ -16,16 +16,16 @@ import pytest
 import torch
 
 from minirl.data import TrajectoryBatch
-from llmtrack.alignment.overoptimisation import GaoFit, pool_best_of_n, pool_best_of_n_weights
-from llmtrack.alignment.plots import overoptimisation_experiment_figure, overoptimisation_sweep_figure
+from minirl.scaling_laws import GaoFit, fitted_peak
 from llmtrack.experiments.overoptimisation import (CLAIMS, EFFECTS, ENSEMBLE_MEMBERS, METHODS, SCORERS, VOCABULARY,
                                                    OveroptimisationConfig, annotated_preferences, annotator_reward,
-                                                   curve_summary, ensemble_members, exact_proxy_optimum, fitted_peak,
+                                                   curve_summary, ensemble_members, exact_proxy_optimum,
                                                    member_features, mentions, overoptimisation_claims,
-                                                   overoptimisation_sweep_table, overoptimisation_table,
                                                    run_overoptimisation, run_overoptimisation_sweep)
-from llmtrack.experiments.overoptimisation import _linear_head
 from llmtrack.pipelines.recipe import make_pipeline_task
+from llmtrack.plots import (overoptimisation_experiment_figure, overoptimisation_sweep_figure,
+                            overoptimisation_sweep_table, overoptimisation_table)
+from llmtrack.reward_model import fit_linear_head
 from llmtrack.tokenizer import BOS, SPECIAL_TOKENS
 
 matplotlib.use("Agg")
@@ -116,27 +116,7 @@ def test_exact_optimum_with_the_bonus_peaks_and_falls():
         exact_proxy_optimum(config, [1.0, 0.0])
 
 
-# -- Best-of-N from a pool, and the over-optimisation rule -----------------------------------------------------
-
-def test_pool_best_of_n_estimates():
-    g = torch.Generator().manual_seed(0)
-    scores = torch.randn(5, 16, generator=g, dtype=torch.float64)
-    other = torch.randn(5, 16, generator=g, dtype=torch.float64)
-    rows = pool_best_of_n(scores, {"s": scores, "v": other}, [1, 2, 16])
-    assert [r["n"] for r in rows] == [1, 2, 16]
-    assert rows[0]["s_gain"] == pytest.approx(0.0, abs=1e-12) and rows[0]["v"] == pytest.approx(float(other.mean()))
-    # N = M: the best of the whole pool, exactly
-    best = other.gather(1, scores.argmax(1, keepdim=True)).squeeze(1)
-    assert rows[-1]["v"] == pytest.approx(float(best.mean()))
-    assert rows[-1]["s"] == pytest.approx(float(scores.max(1)[0].mean()))
-    w = pool_best_of_n_weights(16, 2)
-    assert rows[1]["v"] == pytest.approx(float((other.gather(1, scores.argsort(1)) @ w).mean()))
-    assert rows[1]["kl"] == pytest.approx(math.log(2) - 0.5) and rows[1]["d"] == pytest.approx(math.sqrt(rows[1]["kl"]))
-    with pytest.raises(ValueError, match="ns"):
-        pool_best_of_n(scores, {"v": other}, [32])
-    with pytest.raises(ValueError, match="values"):
-        pool_best_of_n(scores, {"v": other[:, :4]}, [2])
-
+# -- the over-optimisation rule -----------------------------------------------------
 
 def _rows(gains, se=0.1):
     return [{"gold_gain": g, "gold_gain_se": 0.0 if i == 0 else se, "d": float(i), "proxy_gain": float(i),
@@ -225,7 +205,7 @@ def test_ensemble_members(task):
     prefs = annotated_preferences(task, config)
     features = member_features(config, task, base)
     members = ensemble_members(config, prefs, features)
-    proxy = _linear_head(features[0], prefs, config.rm)
+    proxy = fit_linear_head(features[0], prefs, config.rm)
     assert len(members) == 3 and torch.equal(members[0].w, proxy.w) and members[0].features is features[0]
     phi = [m.features(prefs.chosen) for m in members]
     assert all(not torch.allclose(phi[0], p) for p in phi[1:])  # other base models, other features

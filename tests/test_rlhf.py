@@ -15,7 +15,7 @@ from minirl.algos.ppo import PPO, PPOConfig, sequence_advantages
 from minirl.discriminators import SequenceDiscriminator
 from llmtrack.pipelines import pretrain_base
 from llmtrack.pipelines.afd import AfDConfig, train_afd
-from llmtrack.pipelines.evaluate import sequence_log_prob
+from minirl.estimators import sequence_log_prob
 from llmtrack.pipelines.rlhf import KLPenalisedReward, ResponseSource, RLHFConfig, last_step, train_rlhf
 from llmtrack.policy import frozen_reference
 from llmtrack.reward_model import LMRewardModel

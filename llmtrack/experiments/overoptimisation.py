@@ -1,90 +1,60 @@
 """Reward over-optimisation on a language model: Best-of-N and PPO against a biased proxy, watched with the gold reward.
 
-Seed §4.5 and Fig. 2 after Gao et al. (2023); docs/equations.md §8. A policy is optimised against a *proxy*
-reward model fitted to preferences, and the task's *gold* reward (never seen by the learner) is
-measured along the way, against d = sqrt(KL(pi || pi_0)):
+Survey §4.5 and Fig. 2 after Gao et al. (2023); docs/equations.md §8. A policy is optimised against a *proxy*
+reward model fitted to preferences, and the task's *gold* reward (never seen by the learner) is measured
+along the way, against d = sqrt(KL(pi || pi_0)), with Gao et al.'s forms (:mod:`minirl.scaling_laws`):
 
     Best-of-N   R_gold(d) - R_gold(0) ≈ d (alpha - beta d)          fit_gao(form="bon")
     RL (PPO)    R_gold(d) - R_gold(0) ≈ d (alpha - beta log d)      fit_gao(form="rl")
 
-The annotator and its systematic error. The pairs are labelled by an annotator with a rubric: on top
-of the gold reward it pays a bonus b (``annotator_bonus``) to a review that *mentions* a spurious
-word w_s (``spurious_word``, default "food": neutral, so its gold reward is the length cost, -0.1
-per use):
+The annotator and its systematic error. Pairs (two samples of pi_ref per prompt) are labelled by an
+annotator that pays a bonus b (``annotator_bonus``) to a review that *mentions* a spurious word w_s
+(``spurious_word``, default "food": neutral in gold, so a use costs the length cost, -0.1):
 
-    A(x, y) = R_gold(x, y) + b 1[w_s in y],        chosen = the response of the pair with the larger A
+    A(x, y) = R_gold(x, y) + b 1[w_s in y],        chosen = the response with the larger A
 
-(ties keep the gold order; ``noise`` flips labels at random on top). In the annotator's pairs (two
-samples of pi_ref per prompt) a mention of w_s goes with being chosen. The proxy is additive over
-the response,
-
-    r(x, y) = w . [sum_t h_t(x, y), 1]     h_t: the frozen base model's final hidden states
-                                           (:func:`~llmtrack.reward_model.frozen_linear_reward_model`)
-
-fitted by Bradley-Terry, so it cannot represent "once": it pays about b per *use* of w_s, more than
-any real word earns (a positive word is worth 1 - 0.1 in gold). Near pi_0, whose responses use w_s
-at most two or three times, the proxy is nearly right -- it ranks positive words above negative ones,
-and one mention earns what the annotator pays. Far from pi_0 it is wrong where an optimiser can find
-it: its maximiser repeats w_s, ten uses worth -1 in gold (pi_0's responses average about -0.15) and
--1 + b by the annotator's own rubric, far below "w_s and nine positive words". So the gold gain of
-a policy optimised against the proxy first rises (it learns the sentiment the proxy got right), then
-falls once the policy spends its KL on w_s, towards -1 at the proxy's maximiser: a consequence of the
-annotator's bias and the proxy's form, not of one seed's noise. :func:`exact_proxy_optimum` solves the
-KL-regularised optimum of the idealised proxy r + b 1[y_t = w_s] exactly on the markov language: its
-gold gain peaks inside and ends at ten uses of w_s for any b > 1 (a use of w_s, -0.1 + b, then
-out-earns a positive word, 1 - 0.1), and only rises for b = 0 (an honest proxy). The bias is in
-the labels, so more pairs make the proxy *more* reliably wrong: ``n_pairs`` (1000) is large enough
-that w_s reliably comes out as the proxy's best word, and ``annotator_bonus=0`` (an honest annotator) is
-the control.
-
-Why not random label noise (the earlier design: 100 pairs, 30% of labels flipped at random): random
-errors make the proxy's maximiser gold-poor for some seeds only, and float rounding that differs
-between CPU kernel sets (``ATEN_CPU_CAPABILITY``) was enough to change which (docs/results/
-overoptimisation.md).
+(a tie keeps the gold order; ``noise`` flips labels at random on top; :func:`minirl.preferences.label_pairs`).
+The proxy is additive over the response, r(x, y) = w . [sum_t h_t(x, y), 1] on the frozen base model's
+hidden states (:func:`~llmtrack.reward_model.frozen_linear_reward_model`), fitted by Bradley-Terry, so it
+cannot represent "once": it pays about b per *use* of w_s, more than any real word earns (1 - 0.1 in gold).
+Near pi_0 it is nearly right; its maximiser repeats w_s, ten uses worth -1 in gold. So the gold gain of a
+policy optimised against it rises, then falls once the policy spends its KL on w_s -- a consequence of the
+bias and the proxy's form, not of one seed's noise. :func:`exact_proxy_optimum` solves the KL-regularised
+optimum of the idealised proxy r + b 1[y_t = w_s] exactly: its gold gain peaks inside and ends at ten uses
+for any b > 1, and only rises for b = 0 (the honest control). The bias is in the labels, so more pairs make
+the proxy *more* reliably wrong (``n_pairs`` 1000). Random label noise alone (the earlier design) made the
+outcome depend on the seed and even on the CPU's float rounding (docs/results/overoptimisation.md).
 
 The world (the pipelines' markov task, ``make_pipeline_task("markov")``: 20 words, T = 10, beta = 1):
 
-    pi_0      the nano GPT-2 base model pre-trained on pi_ref's corpus (``pretrain_base``, cached): BoN
-              samples it, PPO starts from it, every KL is measured against it (as Gao et al. do)
+    pi_0      the nano GPT-2 base model pre-trained on pi_ref's corpus (cached): BoN samples it, PPO starts
+              from it, every KL is measured against it (as Gao et al. do)
     proxy     the linear head above on pi_0's features, Bradley-Terry on ``n_pairs`` annotated pairs
-    ensemble  ``ensemble_size`` heads fitted to the same pairs, member m on the frozen features of a base
-              model pre-trained like pi_0 with seed ``base_seed + m`` (member 0 is the proxy), scored by
-              :class:`~llmtrack.alignment.overoptimisation.EnsembleScorer`: mean - k std (Coste et al.
-              2024, whose members differ in pretraining seed); "bootstrap": heads on pi_0's features,
-              each on a bootstrap resample of the pairs. The members share the annotator's bias -- it is
-              in the labels, not in how a model reads them -- so mean - k std is not expected to remove
-              it (Coste et al.; Eisenstein et al. 2023: ensembles mitigate over-optimisation, they do not
-              eliminate it when the error is shared); the sweep measures what it does.
-    BoN       one pool of max(bon_ns) samples of pi_0 for each of ``bon_prompts`` prompts, every N
-              estimated from it without bias (:func:`~llmtrack.alignment.overoptimisation.pool_best_of_n`),
-              KL = log N - (N - 1)/N; against the proxy, the ensemble and the gold reward itself
-              ("oracle": what a perfect reward model would buy from the same pool)
-    PPO       :func:`~llmtrack.pipelines.rlhf.train_rlhf` from pi_0 against the proxy (or the ensemble)
-              with a small per-token KL coefficient ``ppo_beta``, so the policy can run far; every
-              ``eval_every`` PPO iterations ``n_eval`` fresh samples (the same prompts and sampling seed
-              at every checkpoint) give the proxy and gold means, the mean uses of w_s and
-              KL(pi || pi_0) from exact log-probs of both (:func:`~llmtrack.alignment.answer_key.sampled_kl`)
+    ensemble  ``ensemble_size`` heads on the same pairs, member m on the features of a base model pre-trained
+              with seed ``base_seed + m`` (member 0 is the proxy) -- or "bootstrap": heads on pi_0's features,
+              each on a resample of the pairs -- scored mean - k std (:class:`minirl.scorers.EnsembleScorer`;
+              Coste et al. 2024). The members share the annotator's bias, so it is not expected to remove it.
+    BoN       one pool of max(bon_ns) samples of pi_0 for each of ``bon_prompts`` prompts, every N estimated
+              from it without bias (:func:`minirl.algos.best_of_n.pool_best_of_n`), KL = log N - (N - 1)/N;
+              against the proxy, the ensemble and the gold reward itself ("oracle")
+    PPO       :func:`~llmtrack.pipelines.rlhf.train_rlhf` from pi_0 against the proxy (or the ensemble) with a
+              small KL coefficient ``ppo_beta``; every ``eval_every`` iterations ``n_eval`` fresh samples (same
+              prompts and seed at every checkpoint) give proxy and gold means, uses of w_s and KL(pi || pi_0)
+              from exact log-probs of both (:func:`~llmtrack.tasks.answer_key.sampled_kl`)
 
-What Best-of-N can and cannot show here. BoN only re-weights pi_0's samples: N = 256 costs at most
-log 256 - 255/256 = 4.5 nats (d = 2.1), and pi_0's responses use w_s at most two or three times, so
-the proxy's overpayment within BoN's reach is bounded. Its winners use w_s more often with every N and
-its gold gain falls behind the oracle's, but up to N = 256 it does not turn down (Gao et al.'s BoN
-curves turn at larger KL). PPO pays its KL where the proxy is wrong and traces the whole curve.
+Best-of-N only re-weights pi_0's samples: N = 256 costs at most 4.5 nats (d = 2.1), and pi_0's responses use
+w_s at most two or three times, so its winners drift towards w_s but its gold gain does not turn down within
+reach; PPO pays its KL where the proxy is wrong and traces the whole curve.
 
-Over-optimised (one curve, :func:`curve_summary`): with g_i the gold gain at checkpoint (or N) i,
-s_i its standard error (s_0 = 0) and p = argmax_i g_i, the curve over-optimises if
+Over-optimised (:func:`curve_summary`): with g_i the gold gain at checkpoint (or N) i, s_i its standard error
+(s_0 = 0) and p = argmax_i g_i, a curve over-optimises if
 
-    g_p - g_0 > Z sqrt(s_p^2 + s_0^2)   and   g_p - g_last > Z sqrt(s_p^2 + s_last^2),   Z = 2:
+    g_p - g_0 > Z sqrt(s_p^2 + s_0^2)   and   g_p - g_last > Z sqrt(s_p^2 + s_last^2),   Z = 2.
 
-it rises and then falls, each by more than twice the noise of the difference. (A PPO gain's s_i includes
-pi_0's sampling error, which the fall's test then counts twice: conservative. A BoN gain is paired per
-prompt, and neighbouring N share the pool: the test treats them as independent.)
-
-Seed sweeps (:func:`run_overoptimisation_sweep`): every seed redraws the pairs (and flips), the BoN
-pool, PPO's samples and minibatches and the evaluation samples; the base models stay (pre-trained
-once). Each claim of :data:`CLAIMS` is decided per seed and counted as (held, total);
-:func:`overoptimisation_claims` is the entry point for cross-CPU checks. Measured tables, with the
-commands that regenerate them: docs/results/overoptimisation.md.
+Seed sweeps (:func:`run_overoptimisation_sweep`) redraw the pairs, the BoN pool, PPO's samples and the
+evaluation samples per seed; the base models stay. Each claim of :data:`CLAIMS` is counted as (held, total);
+:func:`overoptimisation_claims` is the entry point for cross-CPU checks. Tables and figures:
+:mod:`llmtrack.plots`; measurements with their commands: docs/results/overoptimisation.md.
 """
 
 from __future__ import annotations
@@ -101,25 +71,32 @@ import torch
 from torch import Tensor
 
 from minirl.algos.bc import BCConfig
-from minirl.algos.reward_model import LinearRewardModel, RewardModelConfig, train_reward_model
+from minirl.algos.best_of_n import pool_best_of_n
+from minirl.algos.reward_model import LinearRewardModel, RewardModelConfig
+from minirl.checks import check_int, check_number
 from minirl.data import Preferences, TrajectoryBatch
-from llmtrack.alignment.answer_key import sampled_kl
-from llmtrack.alignment.best_of_n import as_scorer, sample_pool
-from llmtrack.alignment.overoptimisation import EnsembleScorer, GaoFit, fit_gao, pool_best_of_n
+from minirl.estimators import mean_se
+from minirl.finite_horizon import evaluate_finite_horizon
+from minirl.mdp import soft_value_iteration
+from minirl.preferences import label_pairs, resample_pairs
+from minirl.scaling_laws import GaoFit, fit_gao, fitted_peak
+from minirl.scorers import EnsembleScorer, as_scorer
 from llmtrack.models import FAMILIES, PRESETS
 from llmtrack.pipelines.base import pretrain_base
+from llmtrack.pipelines.best_of_n import sample_pool
 from llmtrack.pipelines.recipe import TASK_SETTINGS, make_pipeline_task
 from llmtrack.pipelines.rlhf import RLHFConfig, lm_ppo_config, train_rlhf
 from llmtrack.policy import LMPolicy, frozen_reference
-from llmtrack.reward_model import FrozenLMFeatures, gold_accuracy, gold_correlation, score_batch
-from llmtrack.tasks.base import as_generator, check_count
+from llmtrack.reward_model import FrozenLMFeatures, fit_linear_head, gold_accuracy, gold_correlation, score_batch
+from llmtrack.tasks.answer_key import sampled_kl
+from llmtrack.tasks.base import as_generator
 from llmtrack.tasks.markov import WORDS
 from llmtrack.tokenizer import SPECIAL_TOKENS
 
 __all__ = ["OveroptimisationConfig", "run_overoptimisation", "run_overoptimisation_sweep", "overoptimisation_claims",
-           "overoptimisation_table", "overoptimisation_sweep_table", "annotator_reward", "annotated_preferences",
-           "mentions", "exact_proxy_optimum", "curve_summary", "fitted_peak", "member_features", "ensemble_members",
-           "SCORERS", "METHODS", "ENSEMBLE_MEMBERS", "VOCABULARY", "Z", "CLAIMS", "EFFECTS"]
+           "annotator_reward", "annotated_preferences", "mentions", "exact_proxy_optimum", "curve_summary",
+           "member_features", "ensemble_members", "SCORERS", "METHODS", "ENSEMBLE_MEMBERS", "VOCABULARY", "Z",
+           "CLAIMS", "EFFECTS", "World", "bon_row"]
 
 SCORERS = ("proxy", "ensemble")
 """What is optimised: the single proxy, or the ensemble's mean - k std."""
@@ -135,12 +112,6 @@ Z = 2.0
 
 # keep every stage's randomness apart from the others' (and from the base model's corpus, seed base_seed)
 _PREF_SEED, _FLIP_SEED, _BOOT_SEED, _HELD_SEED, _BON_SEED, _EVAL_SEED = 1000, 10_000, 50_000, 20_000, 30_000, 40_000
-
-
-def _number(value: Any, name: str, minimum: float = 0.0, strict: bool = True) -> None:
-    bad = isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-    if bad or value < minimum or (strict and value == minimum):
-        raise ValueError(f"{name}: must be a finite number {'>' if strict else '>='} {minimum:g}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -210,33 +181,33 @@ class OveroptimisationConfig:
     """PPO progress bars."""
 
     def __post_init__(self) -> None:
-        check_count(self.seed, "seed", 0)
-        check_count(self.base_seed, "base_seed", 0)
+        check_int(self.seed, "seed", 0)
+        check_int(self.base_seed, "base_seed", 0)
         if self.spurious_word not in VOCABULARY:
             raise ValueError(f"spurious_word: must be a word of the task, one of {VOCABULARY}, "
                              f"got {self.spurious_word!r}")
-        _number(self.annotator_bonus, "annotator_bonus", 0.0, strict=False)
-        check_count(self.n_pairs, "n_pairs", 1)
-        if isinstance(self.noise, bool) or not isinstance(self.noise, (int, float)) or not 0.0 <= self.noise < 0.5:
+        check_number(self.annotator_bonus, "annotator_bonus", 0.0)
+        check_int(self.n_pairs, "n_pairs", 1)
+        if check_number(self.noise, "noise", 0.0) >= 0.5:
             raise ValueError(f"noise: must be a probability in [0, 0.5), got {self.noise!r}")
         if not isinstance(self.rm, RewardModelConfig):
             raise ValueError(f"rm: must be a RewardModelConfig, got {type(self.rm).__name__}")
-        check_count(self.ensemble_size, "ensemble_size", 2)
+        check_int(self.ensemble_size, "ensemble_size", 2)
         if not isinstance(self.ensemble_members, str) or self.ensemble_members not in ENSEMBLE_MEMBERS:
             raise ValueError(f"ensemble_members: must be one of {ENSEMBLE_MEMBERS}, got {self.ensemble_members!r}")
-        _number(self.ensemble_k, "ensemble_k", 0.0, strict=False)
+        check_number(self.ensemble_k, "ensemble_k", 0.0)
         ns = self.bon_ns
         if isinstance(ns, (str, bytes)) or not isinstance(ns, Sequence) or len(set(ns)) < 3:
             raise ValueError(f"bon_ns: need at least three distinct integers >= 1 (for the fit), got {ns!r}")
         for n in ns:
-            check_count(n, "bon_ns", 1)
+            check_int(n, "bon_ns", 1)
         object.__setattr__(self, "bon_ns", tuple(sorted({int(n) for n in ns})))
-        check_count(self.bon_prompts, "bon_prompts", 2)
-        _number(self.ppo_beta, "ppo_beta")
-        _number(self.ppo_lr, "ppo_lr")
+        check_int(self.bon_prompts, "bon_prompts", 2)
+        check_number(self.ppo_beta, "ppo_beta", 0.0, strict_minimum=True)
+        check_number(self.ppo_lr, "ppo_lr", 0.0, strict_minimum=True)
         for name, minimum in (("ppo_tokens", 1), ("ppo_prompts", 1), ("eval_every", 1), ("n_eval", 2),
                               ("n_eval_pairs", 2), ("pretrain_sequences", 1), ("pretrain_updates", 1)):
-            check_count(getattr(self, name), name, minimum)
+            check_int(getattr(self, name), name, minimum)
         if self.size not in PRESETS:
             raise ValueError(f"size: unknown size preset {self.size!r}; valid: {sorted(PRESETS)}")
         if self.family not in FAMILIES:
@@ -304,12 +275,10 @@ def annotated_preferences(task, config: OveroptimisationConfig) -> Preferences:
     pairs = task.preferences(config.n_pairs, noise=0.0, seed=_PREF_SEED + config.seed)  # gold-ordered
     a, b = pairs.chosen, pairs.rejected
     n = len(pairs)
-    # BEGIN SOLUTION
-    prefer_a = (annotator_reward(task, a, config.word_id, config.annotator_bonus)
-                >= annotator_reward(task, b, config.word_id, config.annotator_bonus))
-    flipped = torch.rand(n, generator=as_generator(_FLIP_SEED + config.seed)) < config.noise
-    prefer_a = prefer_a ^ flipped
-    # END SOLUTION
+    u_flip = torch.rand(n, generator=as_generator(_FLIP_SEED + config.seed))
+    prefer_a, flipped = label_pairs(annotator_reward(task, a, config.word_id, config.annotator_bonus),
+                                    annotator_reward(task, b, config.word_id, config.annotator_bonus),
+                                    noise=config.noise, u_flip=u_flip)  # minirl's labeller, temperature 0
     both, rows = TrajectoryBatch.cat([a, b]), torch.arange(n)
     chosen = both[torch.where(prefer_a, rows, rows + n)]
     rejected = both[torch.where(prefer_a, rows + n, rows)]
@@ -323,46 +292,37 @@ def exact_proxy_optimum(config: OveroptimisationConfig, betas: Sequence[float]) 
     """The exact KL-regularised optimum of the *idealised* proxy, for each KL coefficient in ``betas``.
 
     The idealised proxy is what the linear head approximates (module docstring): the gold reward plus the
-    annotator's bonus paid per use of the spurious word, r_b(prev, a) = r(prev, a) + b 1[a = w_s]. On the
-    markov language (state = previous token) its optimum against pi_ref is finite-horizon soft value
-    iteration with prior pi_ref (docs/equations.md §6; :meth:`~llmtrack.tasks.markov.MarkovTask.solve` with r_b),
-    pi_beta = argmax E[r_b] - beta KL(pi || pi_ref); a forward pass over the prompt distribution gives its
-    exact expectations. No sampling, no learning: the shape of the curve in the proxy's form alone.
+    annotator's bonus paid per use of the spurious word, r_b(prev, a) = r(prev, a) + b 1[a = w_s]. Its optimum
+    against pi_ref, pi_beta = argmax E[r_b] - beta KL(pi || pi_ref), is finite-horizon soft value iteration with
+    prior pi_ref on the markov language (docs/equations.md §6), and minirl's forward pass
+    (:func:`minirl.finite_horizon.evaluate_finite_horizon`) gives its exact expectations from rho0. No
+    sampling, no learning: the shape of the curve in the proxy's form alone.
 
     Rows (in the order of ``betas``): {beta, kl = KL(pi_beta || pi_ref), d = sqrt(kl), gold, gold_gain (minus
     pi_ref's gold), proxy (E[r_b]), proxy_gain, mentions (expected uses of w_s per response)}.
     """
-    from minirl.mdp import soft_value_iteration
-
     if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence) or len(betas) == 0:
         raise ValueError(f"betas: must be a non-empty sequence of numbers > 0, got {betas!r}")
     for beta in betas:
-        _number(beta, "betas")
+        check_number(beta, "betas", 0.0, strict_minimum=True)
     task = make_pipeline_task("markov")
     first, w = len(SPECIAL_TOKENS), config.word_id
     R_b = task.R.copy()
     R_b[first:, w] += config.annotator_bonus  # after any word (the [EOS] state stays absorbing and unrewarded)
+    uses = np.zeros_like(task.R)
+    uses[:, w] = 1.0  # a "reward" of one per use of w_s: its expectation counts the uses
     mdp = task.tabular_mdp()
-    T = task.max_new_tokens
 
     def expectations(pi: np.ndarray) -> dict[str, float]:  # pi (T, V, V): pi_t(a | prev)
-        mu = mdp.rho0.copy()  # distribution of the previous token at step t
-        out = {"gold": 0.0, "proxy": 0.0, "mentions": 0.0, "kl": 0.0}
-        for t in range(T):
-            joint = mu[:, None] * pi[t]  # (V, V): P(prev, a) at step t
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_ratio = np.where(joint > 0, np.log(pi[t] / task.pi_ref), 0.0)
-            out["gold"] += float((joint * task.R).sum())
-            out["proxy"] += float((joint * R_b).sum())
-            out["mentions"] += float(joint[:, w].sum())
-            out["kl"] += float((joint * log_ratio).sum())
-            mu = joint.sum(0)
-        return out
+        gold = evaluate_finite_horizon(mdp, pi, task.pi_ref)  # the gold reward and KL(pi || pi_ref), from rho0
+        return {"gold": float(gold.reward[0]), "kl": float(gold.kl[0]),
+                "proxy": float(evaluate_finite_horizon(mdp, pi, R=R_b).reward[0]),
+                "mentions": float(evaluate_finite_horizon(mdp, pi, R=uses).reward[0])}
 
-    ref = expectations(np.broadcast_to(task.pi_ref, (T, *task.pi_ref.shape)))
+    ref = expectations(task.pi_ref)
     rows = []
     for beta in betas:
-        sol = soft_value_iteration(mdp, alpha=float(beta), R=R_b, prior=task.pi_ref, horizon=T)
+        sol = soft_value_iteration(mdp, alpha=float(beta), R=R_b, prior=task.pi_ref, horizon=task.max_new_tokens)
         e = expectations(sol.pi)
         kl = max(e["kl"], 0.0)
         rows.append({"beta": float(beta), "kl": kl, "d": math.sqrt(kl), "gold": e["gold"],
@@ -372,19 +332,6 @@ def exact_proxy_optimum(config: OveroptimisationConfig, betas: Sequence[float]) 
 
 
 # -- the reward models ----------------------------------------------------------------------------------
-
-def _linear_head(features: FrozenLMFeatures, prefs: Preferences, config: RewardModelConfig) -> LinearRewardModel:
-    model = LinearRewardModel(features, features.dim)
-    train_reward_model(model, prefs, config)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
-
-
-def _bootstrap(prefs: Preferences, seed: int) -> Preferences:
-    idx = torch.randint(len(prefs), (len(prefs),), generator=torch.Generator().manual_seed(seed))
-    return Preferences(chosen=prefs.chosen[idx], rejected=prefs.rejected[idx])
-
 
 def member_features(config: OveroptimisationConfig, task, base: LMPolicy) -> list[FrozenLMFeatures]:
     """The frozen features the ensemble's members read: pi_0's (``base``) first, then for "base_seeds" those
@@ -405,11 +352,11 @@ def ensemble_members(config: OveroptimisationConfig, prefs: Preferences,
     ``features[0]`` and is fitted to a bootstrap resample of ``prefs``.
     """
     if config.ensemble_members == "bootstrap":
-        return [_linear_head(features[0], _bootstrap(prefs, _BOOT_SEED + 100 * config.seed + m), config.rm)
-                for m in range(config.ensemble_size)]
+        return [fit_linear_head(features[0], resample_pairs(prefs, as_generator(_BOOT_SEED + 100 * config.seed + m)),
+                                config.rm) for m in range(config.ensemble_size)]
     if len(features) != config.ensemble_size:
         raise ValueError(f"features: need one feature map per member ({config.ensemble_size}), got {len(features)}")
-    return [_linear_head(f, prefs, config.rm) for f in features]
+    return [fit_linear_head(f, prefs, config.rm) for f in features]
 
 
 # -- Best-of-N and PPO, measured --------------------------------------------------------------------------
@@ -420,10 +367,9 @@ def _measure(policy: LMPolicy, reference: LMPolicy, task, scorer, n: int, seed: 
     ``policy`` (exact log-probs of both models)."""
     y = task.rollout(policy, n, seed=seed)
     kl = sampled_kl(policy, reference, y)
-    proxy, gold = score_batch(scorer, y), task.gold_reward(y).double()
-    se = lambda x: float(x.std() / math.sqrt(len(x)))  # noqa: E731
-    return {"kl": kl.value, "kl_se": kl.se, "d": math.sqrt(max(kl.value, 0.0)), "proxy": float(proxy.mean()),
-            "proxy_se": se(proxy), "gold": float(gold.mean()), "gold_se": se(gold),
+    (proxy, proxy_se), (gold, gold_se) = mean_se(score_batch(scorer, y)), mean_se(task.gold_reward(y).double())
+    return {"kl": kl.value, "kl_se": kl.se, "d": math.sqrt(max(kl.value, 0.0)), "proxy": proxy,
+            "proxy_se": proxy_se, "gold": gold, "gold_se": gold_se,
             "mentions": float(mentions(y, word_id).mean()), "length": float(y.mask.sum(1).double().mean())}
 
 
@@ -475,16 +421,6 @@ def _fit(rows: list[dict[str, Any]], method: str) -> GaoFit:
     return fit_gao([max(r["kl"], 0.0) for r in rows], [r["gold_gain"] for r in rows], GAO_FORM[method])
 
 
-def fitted_peak(fit: GaoFit) -> float:
-    """d at which the fitted gold curve peaks: alpha / (2 beta) ("bon"), exp(alpha / beta - 1) ("rl");
-    inf if the fit does not turn down (beta <= 0)."""
-    if fit.beta <= 0:
-        return math.inf
-    if fit.form == "bon":
-        return fit.alpha / (2 * fit.beta)
-    return math.exp(min(fit.alpha / fit.beta - 1.0, 700.0))
-
-
 def curve_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The measured (not fitted) shape of one curve of gold gains (module docstring, "Over-optimised").
 
@@ -513,7 +449,7 @@ def curve_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 # -- one seed ---------------------------------------------------------------------------------------------
 
-class _World:
+class World:
     """What a sweep shares between seeds: the task, pi_0, its frozen reference and the members' features."""
 
     def __init__(self, config: OveroptimisationConfig):
@@ -523,13 +459,13 @@ class _World:
         self.features = member_features(config, self.task, self.base)  # "base_seeds": pre-trains the others once
 
 
-def _run_seed(world: _World, config: OveroptimisationConfig) -> dict[str, Any]:
+def _run_seed(world: World, config: OveroptimisationConfig) -> dict[str, Any]:
     task, base, features = world.task, world.base, world.features
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     prefs = annotated_preferences(task, config)
     members = ensemble_members(config, prefs, features)
-    proxy = members[0] if config.ensemble_members == "base_seeds" else _linear_head(features[0], prefs, config.rm)
+    proxy = members[0] if config.ensemble_members == "base_seeds" else fit_linear_head(features[0], prefs, config.rm)
     scorers = {"proxy": proxy, "ensemble": EnsembleScorer(members, config.ensemble_k)}
     held_out = task.preferences(config.n_eval_pairs, noise=0.0, seed=_HELD_SEED + config.seed)
     samples = task.rollout(base, config.n_eval_pairs, seed=_HELD_SEED + config.seed + 1)
@@ -593,7 +529,7 @@ def run_overoptimisation(config: OveroptimisationConfig = OveroptimisationConfig
 
     def run() -> dict[str, Any]:
         start = time.perf_counter()
-        world = _World(config)
+        world = World(config)
         loaded = time.perf_counter() - start
         result = _run_seed(world, config)
         result["timings"] = {"base_model": loaded, **result["timings"]}
@@ -605,7 +541,8 @@ def run_overoptimisation(config: OveroptimisationConfig = OveroptimisationConfig
 
 # -- claims and sweeps ------------------------------------------------------------------------------------
 
-def _bon_row(result: dict, scorer: str, n: int | None = None) -> dict[str, Any]:
+def bon_row(result: dict, scorer: str, n: int | None = None) -> dict[str, Any]:
+    """The Best-of-N row of ``scorer`` at N = ``n`` (default the largest N) of one seed's result."""
     rows = result["curves"]["bon"][scorer]
     return rows[-1] if n is None else next(r for r in rows if r["n"] == n)
 
@@ -628,14 +565,14 @@ CLAIMS: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
         lambda r: r["summary"]["ppo"]["ensemble"]["overoptimised"]),
     "bon_proxy_gold_rises_first": (
         "Best-of-2 against the proxy gains gold reward, by more than 2 standard errors",
-        lambda r: _bon_row(r, "proxy", 2)["gold_gain"] > Z * _bon_row(r, "proxy", 2)["gold_gain_se"]),
+        lambda r: bon_row(r, "proxy", 2)["gold_gain"] > Z * bon_row(r, "proxy", 2)["gold_gain_se"]),
     "bon_proxy_does_not_turn": (
         "Best-of-N against the proxy does not over-optimise within the largest N (BoN reaches d <= 2.1 only)",
         lambda r: not r["summary"]["bon"]["proxy"]["overoptimised"]),
     "bon_proxy_winners_use_the_word": (
         "Best-of-N against the proxy: the winners at the largest N use the spurious word at least twice as "
         "often as pi_0's samples",
-        lambda r: _bon_row(r, "proxy")["mentions"] >= 2 * _bon_row(r, "proxy", 1)["mentions"]),
+        lambda r: bon_row(r, "proxy")["mentions"] >= 2 * bon_row(r, "proxy", 1)["mentions"]),
 }
 """Claims decided per seed: name -> (statement, rule on :func:`run_overoptimisation`'s result)."""
 
@@ -654,11 +591,11 @@ EFFECTS: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
         lambda r: r["summary"]["ppo"]["ensemble"]["gold_final"] > r["summary"]["ppo"]["proxy"]["gold_final"]),
     "ensemble_bon_higher": (
         "Best-of-N at the largest N: more gold reward against the ensemble than against the proxy",
-        lambda r: _bon_row(r, "ensemble")["gold_gain"] > _bon_row(r, "proxy")["gold_gain"]),
+        lambda r: bon_row(r, "ensemble")["gold_gain"] > bon_row(r, "proxy")["gold_gain"]),
     "bon_proxy_under_half_of_oracle": (
         "Best-of-N against the proxy gains less than half the gold reward that the same N buys against the gold "
         "reward itself, at the largest N",
-        lambda r: _bon_row(r, "proxy")["gold_gain"] < 0.5 * _bon_row(r, "oracle")["gold_gain"]),
+        lambda r: bon_row(r, "proxy")["gold_gain"] < 0.5 * bon_row(r, "oracle")["gold_gain"]),
 }
 """Measured, not claimed: where PPO ends, the ensemble's effect and how far Best-of-N falls behind the oracle, as
 fractions of seeds (no direction is asserted; module docstring)."""
@@ -673,7 +610,7 @@ def _judge(result: dict[str, Any]) -> dict[str, Any]:
 def _check_seeds(seeds: Any) -> tuple[int, ...]:
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or len(seeds) == 0:
         raise ValueError(f"seeds: must be a non-empty sequence of distinct integers >= 0, got {seeds!r}")
-    out = tuple(check_count(s, "seeds", 0) for s in seeds)
+    out = tuple(check_int(s, "seeds", 0) for s in seeds)
     if len(set(out)) != len(out):
         raise ValueError(f"seeds: must be distinct, got {seeds!r}")
     return out
@@ -697,7 +634,7 @@ def run_overoptimisation_sweep(config: OveroptimisationConfig = Overoptimisation
 
     def run() -> dict[str, Any]:
         start = time.perf_counter()
-        world = _World(config)
+        world = World(config)
         loaded = time.perf_counter() - start
         runs, per_seed = {}, []
         for seed in seeds:
@@ -720,82 +657,3 @@ def overoptimisation_claims(seeds: Sequence[int], fast: bool = True) -> dict[str
     the default config: the entry point for checking the claims under other CPU kernel sets."""
     config = OveroptimisationConfig.fast() if fast else OveroptimisationConfig()
     return run_overoptimisation_sweep(config, seeds)["claims"]
-
-
-# -- tables -----------------------------------------------------------------------------------------------
-
-def _annotator_line(c: dict[str, Any], rm: dict[str, Any]) -> str:
-    noise = f", then {c['noise']:.0%} flipped at random" if c["noise"] else ""
-    return (f"annotator: gold + {c['annotator_bonus']:g} for mentioning {c['spurious_word']!r}{noise}; "
-            f"{c['n_pairs']} pairs, {rm['against_gold']:.0%} of the labels against the gold order")
-
-
-def overoptimisation_table(result: dict[str, Any]) -> str:
-    """Plain text: the reward models, each curve's rows (d, proxy gain, gold gain, uses of the word), the Gao fits."""
-    c, rm = result["config"], result["reward_models"]
-    proxy, ens = rm["proxy"], rm["ensemble"]
-    members = ", ".join(f"{a:.3f}" for a in ens["member_accuracy"])
-    members_of = ("bootstraps" if c["ensemble_members"] == "bootstrap" else
-                  f"heads on base models of seeds {c['base_seed']}-{c['base_seed'] + c['ensemble_size'] - 1}")
-    lines = [f"Reward over-optimisation, markov task, seed {c['seed']}. " + _annotator_line(c, rm),
-             f"proxy    held-out accuracy {proxy['accuracy']:.3f}, gold correlation {proxy['correlation']:.3f}",
-             f"ensemble of {c['ensemble_size']} {members_of}, mean - {c['ensemble_k']:g} std: held-out accuracy "
-             f"{ens['accuracy']:.3f}, gold correlation {ens['correlation']:.3f} (members {members})"]
-    for method in METHODS:
-        for scorer in result["curves"][method]:
-            rows, s = result["curves"][method][scorer], result["summary"][method][scorer]
-            verdict = "over-optimises" if s["overoptimised"] else "does not over-optimise"
-            lines.append(f"\n{method} vs {scorer}: gold gain peaks at {s['gold_peak']:+.3f} "
-                         f"(d = {s['d_at_peak']:.2f}), "
-                         f"ends at {s['gold_final']:+.3f} (d = {s['d_final']:.2f}): {verdict} (rise {s['rise_z']:.1f} "
-                         f"se, fall {s['fall_z']:.1f} se); uses of {c['spurious_word']!r} {s['mentions_start']:.2f} -> "
-                         f"{s['mentions_final']:.2f}")
-            fit = result["fits"][method].get(scorer)
-            if fit is not None:
-                lines.append(f"  Gao fit ({fit.form}): alpha = {fit.alpha:.3f}, beta = {fit.beta:.3f}, R^2 = "
-                             f"{fit.r2:.3f}, fitted peak at d = {result['fitted_peak_d'][method][scorer]:.2f}")
-            key = "n" if method == "bon" else "tokens"
-            lines.append(f"  {key:>7} {'d':>5} {'score gain':>10} {'gold gain':>15} {'uses':>5}")
-            for r in rows:
-                lines.append(f"  {r[key]:>7} {r['d']:>5.2f} {r['proxy_gain']:>+10.3f} "
-                             f"{r['gold_gain']:>+8.3f} ± {r['gold_gain_se']:.3f} {r['mentions']:>5.2f}")
-    lines.append("\nclaims: " + ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in result["claims"].items()))
-    if "wall_s" in result:
-        lines.append("timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in result["timings"].items())
-                     + f"; wall {result['wall_s']:.1f}")
-    return "\n".join(lines)
-
-
-def overoptimisation_sweep_table(sweep: dict[str, Any]) -> str:
-    """Plain text: one line per seed (reward models, PPO's and BoN's gold gains), then the claims and effects as
-    held/total. "PPO" columns: gold gain peak (d) -> end (d), "*" where the curve over-optimises; "BoN": gold gain
-    at the largest N against the proxy / the ensemble / the gold reward (oracle)."""
-    c = sweep["config"]
-    first = sweep["runs"][sweep["seeds"][0]]
-    n_max = c["bon_ns"][-1]
-    lines = [f"Reward over-optimisation, markov task, {len(sweep['seeds'])} seeds; " +
-             _annotator_line(c, first["reward_models"]).split("; ")[0] + f", {c['n_pairs']} pairs; ensemble of "
-             f"{c['ensemble_size']} ({c['ensemble_members']}), mean - {c['ensemble_k']:g} std; PPO {c['ppo_tokens']} "
-             f"tokens; BoN up to N = {n_max}",
-             f"{'seed':>4} {'acc proxy/ens':>13} {'PPO vs proxy':>29} {'PPO vs ensemble':>29} "
-             f"{'uses':>5} {'BoN proxy/ens/oracle':>21}"]
-
-    def ppo(s: dict[str, Any]) -> str:
-        return (f"{s['gold_peak']:+.2f} ({s['d_at_peak']:.2f}) -> {s['gold_final']:+.2f} ({s['d_final']:.2f})"
-                + ("*" if s["overoptimised"] else " "))
-
-    for seed in sweep["seeds"]:
-        r = sweep["runs"][seed]
-        rm, p, e = r["reward_models"], r["summary"]["ppo"]["proxy"], r["summary"]["ppo"]["ensemble"]
-        bon = "/".join(f"{_bon_row(r, s)['gold_gain']:+.2f}" for s in ("proxy", "ensemble", "oracle"))
-        lines.append(f"{seed:>4} {rm['proxy']['accuracy']:>6.3f}/{rm['ensemble']['accuracy']:.3f} {ppo(p):>29} "
-                     f"{ppo(e):>29} {p['mentions_final']:>5.2f} {bon:>21}")
-    total = len(sweep["seeds"])
-    lines.append("\nclaims (held/total):")
-    lines += [f"  {held}/{total}  {name}: {CLAIMS[name][0]}" for name, (held, _) in sweep["claims"].items()]
-    lines.append("effects (seeds where it holds):")
-    lines += [f"  {held}/{total}  {name}: {EFFECTS[name][0]}" for name, (held, _) in sweep["effects"].items()]
-    t = sweep["timings"]
-    lines.append(f"timings (s): base models {t['base_model']:.1f}, per seed "
-                 + ", ".join(f"{x:.0f}" for x in t["per_seed"]) + f"; wall {t['wall_s']:.1f}")
-    return "\n".join(lines)

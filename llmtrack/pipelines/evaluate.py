@@ -18,6 +18,8 @@ with exact log-probs on both sides, d(y | x) = prod_t pi(y_t | x, y_<t):
     forward  KL(d^beta || d^pi) = E_{x ~ rho0, y ~ pi*} [log d^beta(y|x) - log d^pi(y|x)]  (mass covering)
     reverse  KL(d^pi || d^beta) = E_{x ~ rho0, y ~ pi}  [log d^pi(y|x) - log d^beta(y|x)]   (mode seeking)
     each with the standard error of its mean over sequences (:func:`minirl.estimators.monte_carlo_kl`).
+Every estimate is minirl's (:mod:`minirl.estimators`, :mod:`minirl.mistakes`); this module says which
+samples, which policies and which expert.
     If the expert gives a sampled response probability 0 (a deterministic expert, or a sparse one),
     the reverse KL is +inf and ``off_support`` says how often that happened.
 """
@@ -34,12 +36,12 @@ from torch import Tensor
 from minirl.checks import check_int, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.estimators import KLEstimate, mean_se, monte_carlo_kl, ratio_se, sequence_log_prob
-from minirl.mistakes import count_mistakes
+from minirl.mistakes import count_mistakes, slips
 from minirl.policies import Policy, check_same_actions
 from llmtrack.tasks import SortTask, Task
 
-__all__ = ["EvalConfig", "KLEstimate", "expert_credit", "expert_accuracy", "mistakes_by_length",
-           "sequence_log_prob", "forward_kl", "reverse_kl", "compounding", "evaluate"]
+__all__ = ["EvalConfig", "expert_credit", "expert_accuracy", "mistakes_by_length", "forward_kl", "reverse_kl",
+           "compounding", "evaluate"]
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,7 @@ def mistakes_by_length(task: SortTask, batch: TrajectoryBatch) -> dict[int, tupl
     for length in range(task.min_len, task.max_len + 1):
         m = mistakes[n == length]
         if len(m):
-            mean, se = mean_se(m) if len(m) > 1 else (float(m[0]), float("nan"))
-            out[length] = (mean, se, len(m))
+            out[length] = (*mean_se(m), len(m))  # the standard error is NaN for one sequence
     return out
 
 
@@ -111,10 +112,7 @@ def compounding(task: Task, batch: TrajectoryBatch) -> dict[str, float]:
     mistakes_after_first = E[mistakes - 1 | at least one] -- the compounding (0 if the model
     recovers at once; up to the rest of the sequence if it never does).
     """
-    m = count_mistakes(batch, task.expert)  # (B,)
-    slipped = m > 0
-    return {"mistakes": float(m.mean()), "slip_rate": float(slipped.double().mean()),
-            "mistakes_after_first": float((m[slipped] - 1).mean()) if slipped.any() else 0.0}
+    return slips(count_mistakes(batch, task.expert))  # minirl.mistakes: counts (B,) -> the split
 
 
 def evaluate(policy: Policy, task: Task, config: EvalConfig = EvalConfig()) -> dict[str, Any]:

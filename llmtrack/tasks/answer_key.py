@@ -4,7 +4,9 @@ Symbols (docs/equations.md §6; seed §4.4). A prompt x = [BOS, w0] is drawn fro
 reads the previous token and the step t (a :class:`~llmtrack.tasks.markov.BigramPolicy` table); the
 gold reward is R(x, y) = sum_t r(y_{t-1}, y_t) with y_{-1} = w0; [EOS] ends the response; at most T tokens.
 
-Forward recursion over (prev token, t). With d_0(s | x) = 1[s = w0] and [EOS] absorbing (its mass leaves):
+The task's bigram MDP (``MarkovTask.tabular_mdp``: state = previous token, [EOS] the absorbing end) is
+evaluated exactly by minirl's forward pass (:func:`minirl.finite_horizon.evaluate_finite_horizon`),
+one initial distribution d_0(s | x) = 1[s = w0] per prompt:
 
     E_pi[R | x]            = sum_{t<T} sum_s d_t(s | x) sum_a pi_t(a|s) r(s, a)
     KL(pi || q | x)        = sum_{t<T} sum_s d_t(s | x) sum_a pi_t(a|s) log(pi_t(a|s) / q_t(a|s))
@@ -45,7 +47,7 @@ from minirl.checks import check_int, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.policies import Policy, check_same_actions
 from minirl.estimators import KLEstimate, monte_carlo_kl, sequence_log_prob
-from llmtrack.tasks.base import check_count
+from minirl.finite_horizon import FiniteHorizonEvaluation, evaluate_finite_horizon
 from llmtrack.tasks.markov import BigramPolicy, MarkovTask
 from llmtrack.tokenizer import EOS, PAD
 
@@ -55,7 +57,8 @@ __all__ = ["policy_table", "expected_gold_reward", "exact_kl", "kl_to_optimum", 
 
 # -- inputs ---------------------------------------------------------------------------------------
 
-def _check_task(task) -> MarkovTask:
+def check_markov_task(task) -> MarkovTask:
+    """``task`` if it is a MarkovTask (the task with an exact answer key); else a ValueError naming task."""
     if not isinstance(task, MarkovTask):
         raise ValueError(f"task: the exact answer key needs a MarkovTask, got {type(task).__name__}")
     return task
@@ -68,7 +71,7 @@ def policy_table(task: MarkovTask, policy: BigramPolicy | np.ndarray | Tensor) -
     (V, V) / (1, V, V) (stationary, like pi_ref) or (H, V, V) with H >= T (time-indexed, like pi*).
     Rows must be distributions (to 1e-5; renormalised in float64).
     """
-    task = _check_task(task)
+    task = check_markov_task(task)
     V, T = task.vocab_size, task.max_new_tokens
     if isinstance(policy, BigramPolicy):
         table = policy.log_table.detach().double().exp().cpu().numpy()
@@ -95,31 +98,19 @@ def _prompt_states(task: MarkovTask) -> tuple[np.ndarray, np.ndarray]:
 
 # -- the forward recursion ---------------------------------------------------------------------------
 
-def _forward(task: MarkovTask, pi: np.ndarray, q: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-prompt E_pi[R | x] and KL(pi || q | x) by the forward recursion (module docstring), each (X,)."""
+def _evaluate(task: MarkovTask, pi: np.ndarray, q: np.ndarray | None) -> FiniteHorizonEvaluation:
+    """Per-prompt E_pi[R | x] and KL(pi || q | x), each (X,): minirl's forward pass over (prev token, t)
+    from each prompt's last word, [EOS] the absorbing end (module docstring)."""
     first, _ = _prompt_states(task)
-    V = task.vocab_size
-    d = np.zeros((len(first), V))  # d_t(s | x), (X, V)
-    d[np.arange(len(first)), first] = 1.0
-    reward, kl = np.zeros(len(first)), np.zeros(len(first))
-    # BEGIN SOLUTION
-    for t in range(task.max_new_tokens):
-        reward += d @ (pi[t] * task.R).sum(-1)  # sum_s d_t(s) sum_a pi_t(a|s) r(s, a)
-        if q is not None:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_ratio = np.log(pi[t]) - np.log(q[t])  # (V, V); +inf where q = 0 < pi
-                kl_state = np.where(pi[t] > 0, pi[t] * log_ratio, 0.0).sum(-1)  # KL at each prev state, (V,)
-                kl += np.where(d > 0, d * kl_state, 0.0).sum(-1)  # unreachable states contribute nothing
-        d = d @ pi[t]  # d_{t+1}(a) = sum_s d_t(s) pi_t(a|s)
-        d[:, EOS] = 0.0  # [EOS] is absorbing: the episode has ended
-    # END SOLUTION
-    return reward, kl
+    d0 = np.zeros((len(first), task.vocab_size))  # d_0(s | x) = 1[s = w0], (X, V)
+    d0[np.arange(len(first)), first] = 1.0
+    return evaluate_finite_horizon(task.tabular_mdp(), pi, q, d0=d0)
 
 
 def expected_gold_reward(task: MarkovTask, policy, per_prompt: bool = False) -> float | np.ndarray:
     """E_{x ~ rho0, y ~ pi}[R(x, y)] exactly (module docstring; docs/equations.md §6); (X,) if ``per_prompt``."""
     pi = policy_table(task, policy)
-    reward, _ = _forward(task, pi, None)
+    reward = _evaluate(task, pi, None).reward
     return reward if per_prompt else float(reward @ _prompt_states(task)[1])
 
 
@@ -131,13 +122,13 @@ def exact_kl(task: MarkovTask, policy, other=None, per_prompt: bool = False) -> 
     """
     pi = policy_table(task, policy)
     q = policy_table(task, task.base if other is None else other)
-    _, kl = _forward(task, pi, q)
+    kl = _evaluate(task, pi, q).kl
     return kl if per_prompt else float(kl @ _prompt_states(task)[1])
 
 
 def kl_to_optimum(task: MarkovTask, policy, beta: float | None = None) -> float:
     """KL(pi || pi*_beta), pi*_beta ∝ pi_ref exp(R / beta) (docs/equations.md §6); beta defaults to the task's."""
-    task = _check_task(task)
+    task = check_markov_task(task)
     return exact_kl(task, policy, task.optimal_policy(beta))
 
 
@@ -148,11 +139,11 @@ def optimal_frontier(task: MarkovTask, betas: Sequence[float]) -> list[dict[str,
     ``log_partition`` = E_x log Z(x). No method's point can lie above this curve (bound II, module
     docstring). Both gold reward and KL decrease as beta grows.
     """
-    task = _check_task(task)
+    task = check_markov_task(task)
     if isinstance(betas, (int, float)) or len(betas) == 0:
         raise ValueError("betas: need a non-empty sequence of numbers > 0")
     for b in betas:
-        task._check_beta(b)
+        task.check_beta(b)
     prompts, probs = task.prompt_support()
     rows = []
     for beta in betas:
@@ -174,7 +165,7 @@ def enumerate_responses(task: MarkovTask, prompt: Sequence[int], policy=None,
     info["gold_reward"]. For tiny instances only (n_words ~ 4-6, T ~ 3); more than
     ``max_responses`` responses is a ValueError.
     """
-    task = _check_task(task)
+    task = check_markov_task(task)
     max_responses = check_int(max_responses, "max_responses", 1)
     pi = policy_table(task, task.base if policy is None else policy)
     prompt = [int(t) for t in prompt]
@@ -227,10 +218,10 @@ def sampled_point(policy: Policy, task: MarkovTask, n: int = 1000, seed: int = 0
     E[R], KL(pi || pi_ref) and KL(pi || pi*_beta) from ``n`` samples of ``policy`` (or ``samples``,
     which must be the policy's own).
     """
-    task = _check_task(task)
-    n = check_count(n, "n", minimum=2)
+    task = check_markov_task(task)
+    n = check_int(n, "n", 2)
     seed = check_seed(seed)
-    beta = task.beta if beta is None else task._check_beta(beta)
+    beta = task.beta if beta is None else task.check_beta(beta)
     check_same_actions(task.expert, policy, "task", "policy")
     y = task.rollout(policy, n, seed=seed) if samples is None else samples
     gold = task.gold_reward(y).double()

@@ -34,10 +34,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from minirl.checks import check_number, check_seed
+from minirl.checks import check_int, check_number, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.mdp import SoftSolution, TabularMDP, soft_value_iteration
-from llmtrack.tasks.base import ExactPolicy, Task, as_generator, check_count, context_state, register_task
+from llmtrack.tasks.base import ExactPolicy, Task, as_generator, context_state, register_task
 from llmtrack.tokenizer import BOS, EOS, SPECIAL_TOKENS, word_tokenizer
 
 __all__ = ["MarkovTask", "BigramPolicy", "WORDS"]
@@ -104,14 +104,14 @@ class MarkovTask(Task):
 
     def __init__(self, n_words: int = 60, max_new_tokens: int = 10, beta: float = 1.0, eos_prob: float = 0.2,
                  branching: int = 8, length_cost: float = 0.1, seed: int = 0):
-        n_words = check_count(n_words, "n_words", minimum=2)
+        n_words = check_int(n_words, "n_words", 2)
         if n_words > len(WORDS):
             raise ValueError(f"n_words: at most {len(WORDS)} words are available, got {n_words}")
-        self.max_new_tokens = check_count(max_new_tokens, "max_new_tokens")
-        self.beta = self._check_beta(beta)
+        self.max_new_tokens = check_int(max_new_tokens, "max_new_tokens", 1)
+        self.beta = self.check_beta(beta)
         if not 0.0 < check_number(eos_prob, "eos_prob") < 1.0:
             raise ValueError(f"eos_prob: must be in (0, 1), got {eos_prob!r}")
-        branching = check_count(branching, "branching")
+        branching = check_int(branching, "branching", 1)
         if branching > n_words:
             raise ValueError(f"branching: must be <= n_words = {n_words}, got {branching}")
         length_cost = check_number(length_cost, "length_cost")
@@ -148,7 +148,8 @@ class MarkovTask(Task):
             self._base = BigramPolicy(torch.from_numpy(np.log(pi_ref))[None])
 
     @staticmethod
-    def _check_beta(beta) -> float:
+    def check_beta(beta) -> float:
+        """``beta`` as a float if it is a finite number > 0; else a ValueError naming beta."""
         if isinstance(beta, (bool, np.bool_)) or not isinstance(beta, (int, float, np.integer, np.floating)) \
                 or not 0 < beta < math.inf:
             raise ValueError(f"beta: must be a finite number > 0, got {beta!r}")
@@ -177,12 +178,10 @@ class MarkovTask(Task):
         return self._solved(beta)[1]
 
     def _solved(self, beta: float | None) -> tuple[SoftSolution, BigramPolicy]:
-        beta = self.beta if beta is None else self._check_beta(beta)
+        beta = self.beta if beta is None else self.check_beta(beta)
         if beta not in self._solutions:
-            # BEGIN SOLUTION
             sol = soft_value_iteration(self.tabular_mdp(), alpha=beta, R=self.R, prior=self.pi_ref,
-                                       horizon=self.max_new_tokens)
-            # END SOLUTION
+                                       horizon=self.max_new_tokens)  # minirl's solver: the task only calls it
             with np.errstate(divide="ignore"):
                 log_pi = torch.from_numpy(np.log(sol.pi))
             self._solutions[beta] = (sol, BigramPolicy(log_pi))
@@ -190,7 +189,7 @@ class MarkovTask(Task):
 
     def log_partition(self, prompts, beta: float | None = None) -> Tensor:
         """log Z(x) = V_0(x) / beta for each prompt (list of id lists, or left-padded (N, P)), float64 (N,)."""
-        beta = self.beta if beta is None else self._check_beta(beta)
+        beta = self.beta if beta is None else self.check_beta(beta)
         if not isinstance(prompts, Tensor):
             prompts = torch.tensor([list(p)[-1] for p in prompts], dtype=torch.long)[:, None]
         last = context_state(prompts.long().cpu())[0][:, -1]
@@ -206,7 +205,7 @@ class MarkovTask(Task):
         return self._base
 
     def sample_prompts(self, n: int, generator=None) -> list[list[int]]:
-        n = check_count(n)
+        n = check_int(n, "n", 1)
         first = torch.multinomial(torch.from_numpy(self.prompt_probs), n, replacement=True,
                                   generator=as_generator(generator))
         return [[BOS, len(SPECIAL_TOKENS) + int(w)] for w in first]
