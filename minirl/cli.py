@@ -12,11 +12,18 @@ progress bars go to stderr whenever it is a terminal.
     minirl demo reward-transfer [--seed N] [--seeds K] [--out DIR] [--json]
     minirl demo imitate --algo {bc,dagger,gail,airl,fairl,all} --env {CartPole-v1,Pendulum-v1} [--demos N]
                         [--steps N] [--seed N] [--seeds K] [--out DIR] [--json]
+
+    minirl course list                                  the assignments of course/manifest.toml
+    minirl course build ID --out DIR [--cumulative] [--force]   a student tree (see minirl.course)
+    minirl course grade DIR [--json] [--public-only] [--results FILE] [--force]
+    minirl course check [--only ID ...] [--jobs N] [--json]     the graders' proof, run in CI
+    minirl course submit DIR [--out FILE] [--force]     pack a student's regions for upload
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -34,6 +41,9 @@ def _prepare(args: argparse.Namespace) -> tuple[argparse.Namespace, Any, Path]:
     """Everything that can be refused, before any work: the config (validated on construction) and the figure's path."""
     import importlib
 
+    if args.command == "course":
+        return args, _prepare_course(args), Path()
+
     module, config_cls, *_, filename = DEMOS[args.demo][:5]
     experiment = importlib.import_module(module)
     extra = {field: getattr(args, field) for _, field, *_ in EXTRA_OPTIONS.get(args.demo, [])}
@@ -47,6 +57,9 @@ def _prepare(args: argparse.Namespace) -> tuple[argparse.Namespace, Any, Path]:
 def _work(prepared: tuple[argparse.Namespace, Any, Path]) -> int:
     """Run one experiment, print its table (or its JSON), save its figure."""
     import importlib
+
+    if prepared[0].command == "course":
+        return _work_course(prepared[0], prepared[1])
 
     import matplotlib
 
@@ -121,7 +134,119 @@ def build_parser() -> argparse.ArgumentParser:
                        help="print one JSON object (standard JSON: NaN as null) instead of the table")
         for flag, field, kind, default, help_extra in EXTRA_OPTIONS.get(name, []):
             p.add_argument(flag, dest=field, type=kind, default=default, help=help_extra)
+    _course_parser(commands)
     return parser
+
+
+# ----------------------------------------------------------------------------------------------
+# minirl course: assignments from the solution markers (minirl.course)
+# ----------------------------------------------------------------------------------------------
+
+def _course_parser(commands: Any) -> None:
+    course = commands.add_parser("course", help="course assignments: build student trees, grade, check",
+                                 description="Course assignments built from the library's solution markers "
+                                             "(see docs/instructors.md).")
+    actions = course.add_subparsers(dest="action", required=True)
+    root_help = "the repository holding course/manifest.toml (default: the checkout minirl runs from)"
+    p = actions.add_parser("list", help="the assignments of course/manifest.toml")
+    p.add_argument("--root", type=Path, default=None, help=root_help)
+    p = actions.add_parser("build", help="a student tree for one assignment",
+                           description="Copy the repository (no history, tests or graders) with the assignment's "
+                                       "solution blocks replaced by stubs, its public tests and its questions.")
+    p.add_argument("id", help="the assignment's id (see: minirl course list)")
+    p.add_argument("--out", type=Path, required=True, help="the new student tree (a missing or empty folder)")
+    p.add_argument("--cumulative", action="store_true", help="stub every later assignment too")
+    p.add_argument("--force", action="store_true", help="replace a student tree minirl built there before")
+    p.add_argument("--root", type=Path, default=None, help=root_help)
+    p = actions.add_parser("grade", help="grade a student tree: points per test and results.json")
+    p.add_argument("dir", type=Path, help="a tree made by 'minirl course build'")
+    p.add_argument("--json", action="store_true", help="print the Gradescope results as JSON instead of the table")
+    p.add_argument("--public-only", action="store_true", help="leave out the hidden tests even where they are")
+    p.add_argument("--results", type=Path, default=None, help="where to write results.json (default DIR/results.json)")
+    p.add_argument("--force", action="store_true", help="replace a results file minirl did not write")
+    p.add_argument("--root", type=Path, default=None, help=root_help)
+    p = actions.add_parser("check", help="prove the graders: reference passes, stubs fail, mutants are caught")
+    p.add_argument("--only", nargs="+", default=None, metavar="ID", help="check only these assignments")
+    p.add_argument("--jobs", type=count_option(1, 64), default=2, help="test runs at a time, 1..64 (default 2)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    p.add_argument("--root", type=Path, default=None, help=root_help)
+    p = actions.add_parser("submit", help="check a student tree and pack its regions for upload")
+    p.add_argument("dir", type=Path, help="a tree made by 'minirl course build'")
+    p.add_argument("--out", type=Path, default=None, help="the archive (default DIR/<id>-submission.zip)")
+    p.add_argument("--force", action="store_true", help="replace an existing archive")
+
+
+def _prepare_course(args: argparse.Namespace) -> Any:
+    """Everything ``minirl course`` can refuse, before anything is written or run."""
+    import minirl.course as course
+
+    if args.action == "submit":
+        return course.prepare_submit(args.dir, args.out, args.force)
+    root = course.find_root(args.root)
+    if args.action == "list":
+        return course.load_course(root)
+    if args.action == "build":
+        return course.prepare_build(root, args.id, args.out, args.cumulative, args.force)
+    if args.action == "grade":
+        return course.prepare_grade(args.dir, root, args.public_only, args.results, args.force)
+    loaded = course.load_course(root)
+    for aid in args.only or []:
+        loaded.get(aid, "--only")
+    return loaded
+
+
+def _work_course(args: argparse.Namespace, prepared: Any) -> int:
+    import minirl.course as course
+
+    if args.action == "list":
+        print(course.list_table(prepared))
+        return 0
+    if args.action == "build":
+        try:
+            built = course.build(prepared)
+        except course.BuildError as err:  # the tree was made but failed its verification: nothing is kept
+            print(f"minirl: error: build: {err}", file=sys.stderr)
+            return 1
+        print(f"built {built.assignment.id} ({built.assignment.title}) in {built.path}")
+        for aid, block, line in built.stubbed:
+            print(f"  stub  {aid} · {block.label:<28} {block.file}:{line}")
+        print(f"  public tests: {len(built.public_tests)} file(s) in assignment/tests; questions: assignment/QUESTIONS.md")
+        print("  verified: every file parses, minirl and llmtrack import, no solution line is left")
+        return 0
+    if args.action == "grade":
+        result, data, text = course.grade(prepared)
+        if args.json:
+            print_json(data)
+        else:
+            print(text)
+            if prepared.results is not None:
+                print(f"results: {prepared.results}")
+        return 0
+    if args.action == "submit":
+        tree, record, out = prepared
+        files = course.submit(tree, record, out)
+        print(f"packed {len(files)} file(s) of {record['assignment']} into {out}")
+        return 0
+    from minirl.course.check import check_course
+
+    def say(line: str) -> None:
+        if not args.json:
+            print(line, flush=True)
+
+    report = check_course(prepared, args.only, args.jobs, progress=say)
+    if args.json:
+        print_json({"ok": report.ok, "course_problems": report.course_problems, "problems": report.problems,
+                    "lines": report.lines, "seconds": report.seconds, "total_seconds": report.total_seconds})
+    else:
+        for problem in report.course_problems:
+            print(f"problem: {problem}")
+        for aid, problems in report.problems.items():
+            for problem in problems:
+                print(f"{aid}: problem: {problem}")
+        for aid, seconds in report.seconds.items():
+            print(f"{aid}: {seconds:.1f} s of test runs")
+        print(f"course check {'passed' if report.ok else 'FAILED'} in {report.total_seconds:.0f} s")
+    return 0 if report.ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -222,6 +222,7 @@ def value_iteration(
     mdp._discounted("value_iteration")
     tol, max_iter = check_number(tol, "tol", 0.0, strict_minimum=True), check_int(max_iter, "max_iter", 1)
     R = mdp._reward(R)
+    # BEGIN SOLUTION
     V = np.zeros(mdp.n_states)
     for _ in range(max_iter):
         Q = R + mdp.gamma * mdp.P @ V  # (S, A)
@@ -231,6 +232,7 @@ def value_iteration(
             break
         V = V_new
     Q = R + mdp.gamma * mdp.P @ V
+    # END SOLUTION
     return V, Q, greedy_policy(Q)
 
 
@@ -279,11 +281,13 @@ def _soft_backup(Q: np.ndarray, alpha: float, log_prior: np.ndarray | None,
     A terminal state ends the episode, so it earns no entropy bonus: V = 0 there (otherwise
     an absorbing state would collect alpha log|A| / (1 - gamma) that the environment never pays).
     """
+    # BEGIN SOLUTION
     logits = Q / alpha if log_prior is None else Q / alpha + log_prior
     m = logits.max(axis=-1, keepdims=True)
     lse = m + np.log(np.exp(logits - m).sum(axis=-1, keepdims=True))  # (S, 1)
     pi = np.exp(logits - lse)
     V = alpha * lse[..., 0]
+    # END SOLUTION
     if terminal is not None:
         V = np.where(terminal, 0.0, V)
     return V, pi
@@ -374,13 +378,17 @@ def occupancy_measure(mdp: TabularMDP, pi: np.ndarray, horizon: int | None = Non
     if horizon is None:
         mdp._discounted("occupancy_measure without a horizon")
         pi = mdp._check_policy(pi)
+        # BEGIN SOLUTION
         d = np.linalg.solve((np.eye(mdp.n_states) - mdp.gamma * mdp.policy_matrix(pi)).T, mdp.rho0)
         return d[:, None] * pi
+        # END SOLUTION
     d = state_distributions(mdp, pi, horizon)  # (T, S)
     pi = np.asarray(pi, dtype=np.float64)
+    # BEGIN SOLUTION
     pi_t = pi[:horizon] if pi.ndim == 3 else np.broadcast_to(pi, (horizon, *pi.shape))
     discounts = mdp.gamma ** np.arange(horizon)  # (T,)
     return np.einsum("t,ts,tsa->sa", discounts, d, pi_t)
+    # END SOLUTION
 
 
 # ----------------------------------------------------------------------------
