@@ -22,16 +22,8 @@ own, early and weak, students. The theorem says nothing about how eps_N compares
 on clean demonstrations at equal data. The experiment reports both halves: mistakes_after_first
 (what DAgger is meant to fix) and slip_rate (what spending labels off the clean path may cost).
 
-Measured (nano GPT-2, N = 200 on sort, 3 seeds): DAgger's students recover sooner after a first
-mistake (1.0-1.5 further mistakes vs SFT's 1.4-1.6) but slip 2-6x as often, so their expert
-accuracy is lower (0.95 vs 0.96-0.99); nano Llama brings both to 0.998-1.000. The recovery labels
-are what costs: a student refit on DAgger's aggregate with its off-path labels (~20%) masked
-scores as SFT (0.977 / 0.967 / 0.982), with them 0.955 / 0.956 / 0.971 -- "go back down" and "keep
-going past n" contradict the rules the nano model follows on the path, and are too few to teach
-it the exact one -- while SFT's slips hardly compound here (README). Neither the
-list lengths (up to 16), the base generator's skill (0 to 0.9), the budget (N up to 1000),
-DAgger's roll-in (beta, demonstrations fitted first, rounds, greedy roll-ins), a final refit
-from the base model nor longer pre-training reversed the order.
+Measured over seeds, with the runs that ruled out other explanations (list lengths, budgets, DAgger's
+roll-in, the model family): docs/results/language_models.md.
 """
 
 from __future__ import annotations

@@ -511,15 +511,15 @@ def run_overoptimisation(config: OveroptimisationConfig = OveroptimisationConfig
                         "against_gold": share of training labels that contradict the gold order (the bias
                         and the flips), "flipped": share flipped at random}: held-out accuracy against the
                         gold order, Pearson correlation with gold on pi_0's samples (llmtrack.reward_model)
-        curves          curves["ppo"][scorer] and curves["bon"][scorer] -> rows, scorer in ("proxy", "ensemble");
-                        curves["bon"]["oracle"]: BoN against the gold reward on the same pool. Every row has kl,
+        curves          ``curves["ppo"][scorer]`` and ``curves["bon"][scorer]`` -> rows, scorer in ("proxy", "ensemble");
+                        ``curves["bon"]["oracle"]``: BoN against the gold reward on the same pool. Every row has kl,
                         d = sqrt(max(kl, 0)), proxy, gold and mentions (means: the optimised score -- the
                         ensemble's mean - k std for "ensemble" --, the gold reward, uses of the spurious word),
                         proxy_gain, gold_gain (minus pi_0's value), gold_gain_se and standard errors; BoN rows
                         add n; PPO rows add iteration, tokens, kl_se and length (mean response tokens)
-        fits            fits[method][scorer] -> GaoFit of the gold gain (form "bon" for BoN, "rl" for PPO)
-        fitted_peak_d   d where each fitted curve peaks (:func:`fitted_peak`)
-        summary         summary[method][scorer] -> :func:`curve_summary` of the measured curve
+        fits            ``fits[method][scorer]`` -> GaoFit of the gold gain (form "bon" for BoN, "rl" for PPO)
+        fitted_peak_d   d where each fitted curve peaks (:func:`minirl.scaling_laws.fitted_peak`)
+        summary         ``summary[method][scorer]`` -> :func:`curve_summary` of the measured curve
         claims          claim name -> whether it holds for this seed (:data:`CLAIMS`)
         effects         effect name -> whether it holds for this seed (:data:`EFFECTS`)
         timings, wall_s seconds per stage (base_model: loading or pre-training the base models), and in all
