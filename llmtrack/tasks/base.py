@@ -47,7 +47,7 @@ from llmtrack.rollout import generate
 from llmtrack.tokenizer import PAD
 
 __all__ = ["Task", "ExactPolicy", "make_task", "register_task", "TASKS", "context_state",
-           "as_generator", "check_count"]
+           "as_generator"]
 
 TASKS: dict[str, type["Task"]] = {}
 
@@ -66,12 +66,6 @@ def make_task(name: str, **kwargs) -> "Task":
 
 
 # -- small checks and helpers ---------------------------------------------------------------
-
-def check_count(n, field: str = "n", minimum: int = 1, maximum: int | None = None) -> int:
-    """Deprecated alias of :func:`minirl.checks.check_int` with minimum 1 (the one validators module); the tasks
-    call check_int, and this name goes once nothing imports it."""
-    return check_int(n, field, minimum, maximum)
-
 
 def as_generator(seed: int | torch.Generator | None, field: str = "seed") -> torch.Generator | None:
     """A CPU torch.Generator from an int seed in [0, 2**32) (a Generator or None passes through)."""
