@@ -225,11 +225,10 @@ class PPO:
         """``envs`` as a batch source: a vector env becomes fragments of ``config.n_steps`` steps acted by
         this policy with this PPO's generator (the first batch resets it with ``config.seed``; the same
         env again continues its episodes); a source stays itself; a plain callable is wrapped."""
-        if envs is not self._envs:
-            self._envs = envs
+        if envs is not self._envs or self._source is None:
             self._source = as_source(envs, self.policy, self.value_fn, self.config.n_steps, self.generator,
                                      self.config.seed)
-        assert self._source is not None
+            self._envs = envs
         return self._source
 
     def collect(self, envs: VectorEnv | BatchSource, reward_fn: Callable[[TrajectoryBatch], Tensor] | None = None
