@@ -99,7 +99,6 @@ def evaluate_finite_horizon(mdp: TabularMDP, pi: np.ndarray, q: np.ndarray | Non
     d[:, ended] = 0.0  # an episode that starts in a terminal state has already ended
     reward, kl = np.zeros(len(d)), None if q is None else np.zeros(len(d))
     history = np.zeros((T, *d.shape))
-    # BEGIN SOLUTION
     for t in range(T):
         history[t] = d
         reward += d @ (pi[t] * R).sum(-1)  # sum_s d_t(s) sum_a pi_t(a|s) R(s, a)
@@ -110,5 +109,4 @@ def evaluate_finite_horizon(mdp: TabularMDP, pi: np.ndarray, q: np.ndarray | Non
                 kl += np.where(d > 0, d * kl_state, 0.0).sum(-1)  # unreachable states contribute nothing
         d = d @ np.einsum("sa,sat->st", pi[t], mdp.P)  # d_{t+1}(s') = sum_{s,a} d_t(s) pi_t(a|s) P(s'|s,a)
         d[:, ended] = 0.0  # absorbing ends: the episode has ended, its mass leaves
-    # END SOLUTION
     return FiniteHorizonEvaluation(reward=reward, kl=kl, d=history)

@@ -55,14 +55,12 @@ def label_pairs(r_a: Tensor, r_b: Tensor, temperature: float = 0.0, noise: float
             raise ValueError(f"{name}: uniforms are needed for {'temperature > 0' if name == 'u_choice' else 'noise > 0'}")
         if u is not None and u.shape != r_a.shape:
             raise ValueError(f"{name}: must have the pairs' shape {tuple(r_a.shape)}, got {tuple(u.shape)}")
-    # BEGIN SOLUTION
     if temperature == 0.0:
         prefer_a = r_a >= r_b
     else:
         prefer_a = u_choice < torch.sigmoid((r_a - r_b) / temperature)  # docs/equations.md §5
     flipped = u_flip < noise if u_flip is not None else torch.zeros_like(prefer_a)
     prefer_a = prefer_a ^ flipped
-    # END SOLUTION
     return prefer_a, flipped
 
 

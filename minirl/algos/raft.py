@@ -96,12 +96,10 @@ def train_raft(policy: Policy, source: PoolSource, scorer: Any, config: RAFTConf
         if not isinstance(pool, TrajectoryBatch) or pool.batch_size != config.prompts_per_round * config.n:
             raise ValueError(f"source: must return a TrajectoryBatch of prompts_per_round * n = "
                              f"{config.prompts_per_round * config.n} trajectories")
-        # BEGIN SOLUTION
         proxy = score(pool)  # (K * N,)
         best = select_best(proxy, config.n)  # (K,): the winner of each prompt's N
         bc = dataclasses.replace(config.bc, seed=config.bc.seed + r)
         loss = train_bc(policy, pool[best], bc)["loss/bc"]  # SFT on the winners
-        # END SOLUTION
         values = {"raft/proxy_sampled": proxy.mean(), "raft/proxy_best": proxy[best].mean(), "loss/bc": loss[-1]}
         if watch is not None:
             gold = watch(pool)

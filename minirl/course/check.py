@@ -178,7 +178,7 @@ def _student(course: Course, a: Assignment, scratch: Path) -> tuple[list[str], l
                             f"got {t.outcome} ({got})")
     for t in others:
         if t.outcome != "passed":
-            problems.append(f"student tree: another assignment's test {t.kind}/{t.name} fails: "
+            problems.append(f"student tree: another assignment's test {t.name} fails: "
                             f"{t.message.splitlines()[0] if t.message else t.outcome}")
     lines = [f"(b) student tree: {len(built.stubbed)} stubs, verified; {sum(t.not_implemented in own_names for t in own)}"
              f"/{len(own)} own tests fail as not implemented; {sum(t.outcome == 'passed' for t in others)}"
