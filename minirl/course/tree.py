@@ -414,7 +414,7 @@ def verify_tree(course: Course, built: BuiltTree, import_check: bool = True) -> 
 IMPORT_SCRIPT = """
 import importlib, os, pkgutil, sys
 bad = []
-for package in ("minirl", "llmtrack"):
+for package in sys.argv[2:]:
     mod = importlib.import_module(package)
     if not os.path.realpath(mod.__file__).startswith(sys.argv[1]):
         bad.append(f"{package}: imported from {mod.__file__}, not from the tree")
@@ -436,7 +436,8 @@ def import_problems(tree: Path) -> list[str]:
     """Import every module of the tree's packages in a fresh interpreter; the modules that fail."""
     env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1",
                HF_HUB_OFFLINE="1", MPLBACKEND="Agg")
-    done = subprocess.run([sys.executable, "-c", IMPORT_SCRIPT, str(tree.resolve())], cwd=tree, env=env,
+    packages = [p for p in ("minirl", "llmtrack") if (tree / p / "__init__.py").is_file()]
+    done = subprocess.run([sys.executable, "-c", IMPORT_SCRIPT, str(tree.resolve()), *packages], cwd=tree, env=env,
                           capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         return [f"import check failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}"]
