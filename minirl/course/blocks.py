@@ -40,7 +40,7 @@ STUDENT_BEGIN = "# BEGIN STUDENT CODE"
 STUDENT_END = "# END STUDENT CODE"
 NOT_IMPLEMENTED = re.compile(r"^(?P<assignment>[\w-]+) · (?P<function>[\w.<>#]+)$")
 """The message of a stub's NotImplementedError: ``<assignment> · <qualname>``."""
-_CITATION = re.compile(r"docs/equations\.md §\d+|seed (?:eq\.|Theorem|Table) ?[\w.]+")
+_CITATION = re.compile(r"docs/equations\.md §\d+|(?:seed|survey) (?:eq\.|Theorem|Table) ?[\w.]+")
 
 
 class BlockError(ValueError):
