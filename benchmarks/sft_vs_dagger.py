@@ -6,7 +6,7 @@ CLI runs it (same base model, same budget of updates; only ``family``, ``labelle
 the seed change), for both algorithms. Per cell and algorithm, over the seeds:
 
     acc          expert accuracy on 1000 sampled own generations (mean over seeds, and each seed's)
-    slip         P(a generation has at least one mistake)                      (seed eq. 1, split)
+    slip         P(a generation has at least one mistake)                      (survey eq. 1, split)
     after        E[mistakes - 1 | at least one]: what a first mistake costs afterwards
     wins         seeds on which DAgger's accuracy is above SFT's
 

@@ -1,11 +1,11 @@
-"""The token-level MDP of a language model (seed §2.2, Table 2; docs/equations.md §2).
+"""The token-level MDP of a language model (survey §2.2, Table 2; docs/equations.md §2).
 
     S = V^C (a context window of C tokens), A = V (the vocabulary),
     s' = Concat(s, a), any state containing [EOS] is absorbing,
     at most T new tokens, rho0 = the prompt distribution, gamma <= 1,
     R missing (an MDP\\R) unless a reward function is plugged in.
 
-Observations follow the seed's worked example: the context, right-padded with [MASK] to C.
+Observations follow the survey's worked example: the context, right-padded with [MASK] to C.
 
 >>> from llmtrack.tokenizer import word_tokenizer
 >>> tok = word_tokenizer("The color of the sky is blue".split())
@@ -108,5 +108,5 @@ class TokenMDP(gym.Env):
         return self._context.copy(), reward, terminated, truncated, info
 
     def render_tokens(self, obs: np.ndarray) -> str:
-        """The context as ' | '-separated tokens, as the seed writes states."""
+        """The context as ' | '-separated tokens, as the survey writes states."""
         return " | ".join(self.tokenizer.convert_ids_to_tokens([int(i) for i in obs]))

@@ -36,7 +36,7 @@ _LABELS = {"base": "base model", "bc": "SFT (BC)", "dagger": "on-policy distilla
 
 
 def exposure_bias_figure(result: "ExposureBiasResult") -> "Figure":
-    """Sort: mistakes per sequence vs list length along each model's own generations (seed eq. 1),
+    """Sort: mistakes per sequence vs list length along each model's own generations (survey eq. 1),
     and the split into slip rate and mistakes after the first; markov: forward and reverse KL.
 
     Markers are means over seeds, bars +-1 std over seeds (one seed: no bars).
@@ -54,7 +54,7 @@ def exposure_bias_figure(result: "ExposureBiasResult") -> "Figure":
             ax.errorbar(lengths, np.nanmean(table, 0), yerr=np.nanstd(table, 0), fmt="o-", capsize=3,
                         color=_COLORS[m], label=_LABELS[m])
         ax.set(yscale="log", xlabel="list length n (horizon n + 1)",
-               ylabel=r"mistakes per sequence $\ell(\pi)$ (seed eq. 1)",
+               ylabel=r"mistakes per sequence $\ell(\pi)$ (survey eq. 1)",
                title=f"sort: own generations, N = {result.labelled_sequences.get('sort')} labelled sequences")
         ax.legend(fontsize=8)
         ax = axes.pop(0)

@@ -1,4 +1,4 @@
-"""A HuggingFace causal LM as a minirl policy over the token MDP (seed §2.2, Table 2).
+"""A HuggingFace causal LM as a minirl policy over the token MDP (survey §2.2, Table 2).
 
 State = the context (prompt + tokens so far), action = the next token. The adapter
 satisfies :class:`minirl.policies.Policy`, so minirl's BC *is* SFT and minirl's DAgger
@@ -13,7 +13,7 @@ So response step t is predicted from the logits at column P + t - 1, with P = ob
 one forward pass gives every step's log-prob (prompt positions are outside the mask).
 
 A single-step observation (``sample``) is any context row: left-padded with [PAD] as above,
-or right-padded with [MASK] as in the seed's worked example and :class:`llmtrack.mdp.TokenMDP`.
+or right-padded with [MASK] as in the survey's worked example and :class:`llmtrack.mdp.TokenMDP`.
 Fillers ([PAD], [MASK]) are never attended to; positions count real tokens only, so both
 layouts give the same logits. The policy never emits a filler, [BOS] or [UNK]: those logits
 are set to -inf, keeping generated contexts unambiguous.

@@ -1,4 +1,4 @@
-"""Reward models on language models (seed §4.1; docs/equations.md §5).
+"""Reward models on language models (survey §4.1; docs/equations.md §5).
 
 A reward model scores a whole (prompt, response) sequence, ``score(batch) -> (B,)``, so both
 models here train with minirl's :func:`~minirl.algos.reward_model.train_reward_model` under

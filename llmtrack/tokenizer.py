@@ -7,8 +7,8 @@ tokens. The result is a ``transformers.PreTrainedTokenizerFast`` (it prints as
 Special tokens (fixed ids, so tables and tests can rely on them):
     [PAD] 0   padding inside batches (never attended to)
     [BOS] 1   prepended to every prompt
-    [EOS] 2   ends a response; a state containing it is absorbing (seed Table 2)
-    [MASK] 3  an empty slot of the context window, as in the seed's worked example
+    [EOS] 2   ends a response; a state containing it is absorbing (survey Table 2)
+    [MASK] 3  an empty slot of the context window, as in the survey's worked example
     [UNK] 4   anything outside the vocabulary
 """
 

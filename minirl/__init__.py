@@ -1,5 +1,10 @@
 """minirl: learning from behaviour on small MDPs -- with and without reward.
 
+Every algorithm, loss and estimator of the library lives here, written once against the trajectory
+batch and the policy protocol (docs/concepts.md); llmtrack runs them on language models. The library
+follows the survey by Sun & van der Schaar, *Inverse Reinforcement Learning Meets Large Language Model
+Post-Training: Basics, Advances, and Opportunities* (2025); "survey §N" in docstrings means its section N.
+
 Import the parts you need: ``minirl.mdp`` (tabular MDPs and exact solvers, numpy only),
 ``minirl.envs`` (gymnasium environments), ``minirl.data`` / ``minirl.policies`` /
 ``minirl.rollout`` (the trajectory currency), ``minirl.algos`` (BC, DAgger, ...),

@@ -88,13 +88,13 @@ def _work(prepared: tuple[argparse.Namespace, Any, Path]) -> int:
 DEMOS = {
     "compounding-error": ("minirl.experiments.compounding_error", "CompoundingErrorConfig", "run_compounding_error",
                           "compounding_error_figure", "compounding_error.png", 5,
-                          "BC's mistakes grow as T^2, DAgger's as T (seed Theorems 2.1, 2.3)"),
+                          "BC's mistakes grow as T^2, DAgger's as T (survey Theorems 2.1, 2.3)"),
     "cartpole-imitation": ("minirl.experiments.cartpole_imitation", "CartPoleImitationConfig", "run_cartpole_imitation",
                            "cartpole_imitation_figure", "cartpole_imitation.png", 3,
                            "BC return vs demonstrations, DAgger return vs iterations on CartPole-v1"),
     "f-divergence": ("minirl.experiments.f_divergence", "FDivergenceConfig", "run_f_divergence",
                      "f_divergence_figure", "f_divergence.png", 1,
-                     "mass-covering FAIRL vs mode-seeking AIRL (and GAIL) on a two-mode expert (seed Table 4); "
+                     "mass-covering FAIRL vs mode-seeking AIRL (and GAIL) on a two-mode expert (survey Table 4); "
                      "an exact game, so it takes no seed"),
     "reward-transfer": ("minirl.experiments.reward_transfer", "RewardTransferConfig", "run_reward_transfer",
                         "reward_transfer_figure", "reward_transfer.png", 3,

@@ -1,4 +1,4 @@
-"""Discriminators for adversarial imitation (seed eq. 3; docs/equations.md §4).
+"""Discriminators for adversarial imitation (survey eq. 3; docs/equations.md §4).
 
 A discriminator returns a *logit* h for each step of a trajectory batch; D = sigma(h) is its
 belief that the step came from the demonstrations (label 1). The reward shown to the policy is a
@@ -7,7 +7,7 @@ function of h only (:mod:`minirl.divergences`), so the two kinds below plug into
     StepDiscriminator   h(s, a) = MLP([s, a])                                     GAIL, FAIRL, AIRL on (s, a)
     AIRLDiscriminator   h(s, a, s') = f(s, a, s') - log pi(a|s),                  AIRL (Fu et al. 2017)
                         f = g(s) + gamma (1 - done) v(s') - v(s)
-    SequenceDiscriminator  h(tau) = scorer(whole episode)                         AfD (seed §4.3)
+    SequenceDiscriminator  h(tau) = scorer(whole episode)                         AfD (survey §4.3)
 
 A sequence-level discriminator judges whole episodes, not steps: on a language model's token MDP
 the episode is the response y to a prompt x, and D(y|x) compares the *sequence* distributions
@@ -54,7 +54,7 @@ def discriminator_loss(h_demo: Tensor, h_policy: Tensor, w_demo: Tensor | None =
                        w_policy: Tensor | None = None) -> Tensor:
     """Logistic loss of a discriminator with logits h: demonstrations are label 1, policy steps label 0.
 
-    L = -E_demo[log sigma(h)] - E_pi[log(1 - sigma(h))]    (seed eq. 3 with the GAN's f)
+    L = -E_demo[log sigma(h)] - E_pi[log(1 - sigma(h))]    (survey eq. 3 with the GAN's f)
     The expectations are weighted means (weights: e.g. masks, or exact occupancy measures); its
     minimiser is h* = log rho_demo / rho_pi, the density ratio every reward rule is built on.
     """
@@ -319,7 +319,7 @@ class SequenceDiscriminator(nn.Module):
 
     The adversarial trainer then trains it on rows (demonstration episodes, label 1, against the
     policy's, label 0) and pays r(h) at each row's last real step; every other step earns 0.
-    With the airl_logit rule r = h = log D - log(1 - D), AfD's reward (seed §4.3): at the optimal
+    With the airl_logit rule r = h = log D - log(1 - D), AfD's reward (survey §4.3): at the optimal
     discriminator h* = log d^beta(y|x) / d^pi(y|x), and the policy gradient of E_pi[h*] is
     -grad KL(d^pi || d^beta) (E_pi[grad log pi] = 0 removes the log d^pi term's derivative).
     On a token MDP (Concat transitions) the last step's context already holds the whole

@@ -1,4 +1,4 @@
-"""f-divergences and the imitation rewards derived from them (seed eq. 2-4, Table 4; docs/equations.md §4).
+"""f-divergences and the imitation rewards derived from them (survey eq. 2-4, Table 4; docs/equations.md §4).
 
     D_f(P || Q) = sum_x Q(x) f(P(x) / Q(x)),   f convex, f(1) = 0
 

@@ -1,4 +1,4 @@
-"""Experts: policies that can label any state (the oracle DAgger needs, seed Theorem 2.3).
+"""Experts: policies that can label any state (the oracle DAgger needs, survey Theorem 2.3).
 
 * :func:`optimal_tabular_expert` -- the greedy optimal policy of value iteration, as a
   fixed :class:`~minirl.policies.TabularPolicy` (label = its action at every state).

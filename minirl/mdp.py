@@ -1,7 +1,7 @@
 """Tabular MDPs, with and without reward, and their exact solvers.
 
-An MDP is {S, A, T, R, rho0, gamma} (seed §2.1); an MDP\\R is the same tuple
-without R (seed §2.3): the learner sees behaviour, not reward. Everything here
+An MDP is {S, A, T, R, rho0, gamma} (survey §2.1); an MDP\\R is the same tuple
+without R (survey §2.3): the learner sees behaviour, not reward. Everything here
 is exact linear algebra on small tables, in numpy, so it can serve as the
 answer key for the learning algorithms elsewhere in the library.
 
@@ -140,7 +140,7 @@ class TabularMDP:
         return self.P.shape[1]
 
     def without_reward(self) -> "TabularMDP":
-        """The MDP\\R: the same dynamics with the reward removed (seed §2.3)."""
+        """The MDP\\R: the same dynamics with the reward removed (survey §2.3)."""
         return self.replace(R=None)
 
     def with_reward(self, R: np.ndarray) -> "TabularMDP":

@@ -1,4 +1,4 @@
-"""Counting a learner's mistakes against an expert: seed eq. 1, sampled and exact.
+"""Counting a learner's mistakes against an expert: survey eq. 1, sampled and exact.
 
     l(pi) = E_{tau ~ pi} [ sum_{t<T} 1[a_t != a*(s_t)] ]                      (docs/equations.md §2)
 
@@ -24,7 +24,7 @@ __all__ = ["count_mistakes", "exact_mistakes", "slips"]
 
 
 def count_mistakes(batch: TrajectoryBatch, expert: Expert) -> torch.Tensor:
-    """sum_t 1[a_t != a*(s_t)] of each trajectory (seed eq. 1 inside the expectation), (B,)."""
+    """sum_t 1[a_t != a*(s_t)] of each trajectory (survey eq. 1 inside the expectation), (B,)."""
     wrong = (batch.actions != expert.label(batch)) & batch.mask  # (B, T)
     return wrong.sum(dim=1).float()
 

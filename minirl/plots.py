@@ -45,7 +45,7 @@ def compounding_error_figure(result: "CompoundingErrorResult") -> "Figure":
     if T.max() * eps > 1:
         ax.axvspan(1 / eps, T.max() * 1.1, color="grey", alpha=0.15, label=r"$\epsilon T > 1$ (not fitted)")
     ax.set(xscale="log", yscale="log", xlabel="horizon T",
-           ylabel=r"mistakes $\ell(\pi)$ along own rollouts (seed eq. 1)",
+           ylabel=r"mistakes $\ell(\pi)$ along own rollouts (survey eq. 1)",
            title=f"Compounding error, per-state error ε = {eps}")
     ax.legend(fontsize=8)
     ax = axes[1]

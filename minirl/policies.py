@@ -6,7 +6,7 @@ A policy is anything that can (docs/concepts.md):
     entropy(batch)  -> (B, T)   H(pi(. | s_t)), zero on padded steps
     sample(obs)     -> (actions (N,), log_probs (N,)) for one step of N observations
 An expert additionally labels states: ``label(batch) -> (B, T)`` the expert's action at
-every step of any trajectory (the oracle that DAgger queries, seed Theorem 2.3).
+every step of any trajectory (the oracle that DAgger queries, survey Theorem 2.3).
 
 Algorithms are written against these protocols only, so a table, an MLP and a
 HuggingFace language model (``llmtrack``) are interchangeable.
@@ -218,7 +218,7 @@ class SlipPolicy(CategoricalPolicy):
     For a deterministic pi this takes pi's action with probability 1 - eps and a uniformly
     random *other* action otherwise: a learner whose per-state error is exactly eps on the
     states it has learned. A uniform pi (a state never trained on) stays uniform.
-    Used by the compounding-error experiment to fix the epsilon of seed Theorems 2.1 / 2.3.
+    Used by the compounding-error experiment to fix the epsilon of survey Theorems 2.1 / 2.3.
     """
 
     def __init__(self, policy: CategoricalPolicy, epsilon: float):

@@ -121,7 +121,7 @@ def test_lm_policy_log_prob_is_one_forward_pass_equal_to_step_by_step(tok, polic
     for t in range(batch.horizon):
         step = policy.next_token_log_probs(batch.obs[:, : P + t]).gather(-1, batch.actions[:, t: t + 1])[:, 0]
         assert torch.allclose(lp[:, t][batch.mask[:, t]], step[batch.mask[:, t]], atol=1e-5)
-    # a right-[MASK]-padded context (the seed's layout) gives the same next-token distribution
+    # a right-[MASK]-padded context (the survey's layout) gives the same next-token distribution
     right = torch.full((1, 9), MASK)
     right[0, :5] = torch.tensor(prompts[0])
     assert torch.allclose(policy.next_token_log_probs(right), policy.next_token_log_probs(left_pad([prompts[0]], 7)),

@@ -1,6 +1,6 @@
 """Exposure bias on language models: SFT (BC) vs on-policy distillation (DAgger) at equal labelled data.
 
-The LLM version of :mod:`minirl.experiments.compounding_error` (seed §2.4, eq. 1, Theorems
+The LLM version of :mod:`minirl.experiments.compounding_error` (survey §2.4, eq. 1, Theorems
 2.1 / 2.3; docs/equations.md §3, §7). A tiny base model is pre-trained on the task's base generator
 (:func:`llmtrack.pipelines.base.pretrain_base`); from it, with the same number N of
 expert-labelled sequences and the same number of BC updates,
@@ -9,7 +9,7 @@ expert-labelled sequences and the same number of BC updates,
             (:func:`llmtrack.pipelines.imitation.distill`)
 and all three models are measured on their **own** generations (:mod:`llmtrack.pipelines.evaluate`):
 
-sort   mistakes against the expert's labels per sequence vs list length n (seed eq. 1; the
+sort   mistakes against the expert's labels per sequence vs list length n (survey eq. 1; the
        horizon is n + 1), split into how often a generation slips at all (``slip_rate``) and
        how many further mistakes a first one costs (``mistakes_after_first``: the compounding),
        plus per-token expert accuracy, sampled and greedy.
@@ -135,7 +135,7 @@ class ExposureBiasResult:
             return f"{v:>{width}.{digits}f}" if isinstance(v, float) else f"{'inf' if v is None else v:>{width}}"
 
         if "sort" in s:
-            lines.append("sort (own generations; mistakes = seed eq. 1 per sequence)")
+            lines.append("sort (own generations; mistakes = survey eq. 1 per sequence)")
             lines.append(f"{'model':>7} | {'accuracy':>8} {'greedy':>8} | {'mistakes':>8} {'slip rate':>9} "
                          f"{'after 1st':>9} | mistakes by list length")
             for model in MODELS:

@@ -1,4 +1,4 @@
-"""Alignment from demonstrations (AfD; seed §4.3, Sun & van der Schaar 2024; docs/equations.md §7).
+"""Alignment from demonstrations (AfD; survey §4.3, Sun & van der Schaar 2024; docs/equations.md §7).
 
 SFT on demonstrations minimises the *forward* KL(d^beta || d^pi) -- mass-covering. AfD minimises
 the *reverse* KL(d^pi || d^beta) -- mode-seeking -- with a discriminator between demonstrations
@@ -9,7 +9,7 @@ the *reverse* KL(d^pi || d^beta) -- mode-seeking -- with a discriminator between
 
 optimised with PPO. This is adversarial imitation with a sequence-level discriminator, so it is
 minirl's trainer, unchanged: :class:`minirl.algos.adversarial.AdversarialImitation` with
-``divergence="airl"`` (reverse KL, seed Table 4), the published rule ``reward="airl_logit"``
+``divergence="airl"`` (reverse KL, survey Table 4), the published rule ``reward="airl_logit"``
 (r = h), a :class:`minirl.discriminators.SequenceDiscriminator` around a transformer scorer
 (:class:`llmtrack.reward_model.LMRewardModel`, a copy of the policy's own backbone), and the
 LM's responses as PPO's batch source (:class:`llmtrack.pipelines.rlhf.ResponseSource`).

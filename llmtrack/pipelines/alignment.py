@@ -1,5 +1,5 @@
 """The alignment pipeline: base -> SFT -> reward model -> {DPO, PPO, GRPO, AfD, best-of-N}, scored
-against the Markov task's exact optimum (seed §3-4; docs/equations.md §5-7).
+against the Markov task's exact optimum (survey §3-4; docs/equations.md §5-7).
 
 The answer key is pi*_beta = pi_ref exp(r / beta) / Z at the task's beta (exact, from soft value
 iteration). Every method is measured the same way on its own samples
@@ -15,7 +15,7 @@ exact bigram pi_ref, and KL(pi || pi*_beta).
     ppo   minirl PPO on RM score - beta * per-token KL to pi_ref (llmtrack.pipelines.rlhf), from SFT
     grpo  the same update with group-normalised Monte-Carlo advantages (G responses per prompt)
     afd   minirl's adversarial trainer with a sequence discriminator, on SFT's demonstrations, from the
-          base: reverse KL to the demonstrator, where SFT is forward KL (seed §4.3)
+          base: reverse KL to the demonstrator, where SFT is forward KL (survey §4.3)
     bon   best-of-N sampling from SFT with the RM as the selector
 
 The reference. The optimum of the beta-regularised objective is pi_ref exp(r / beta) / Z for the

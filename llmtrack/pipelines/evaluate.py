@@ -1,14 +1,14 @@
-"""Evaluating a language policy against its task's exact expert (seed §2.4, §4.3; docs/equations.md §2, §3, §7).
+"""Evaluating a language policy against its task's exact expert (survey §2.4, §4.3; docs/equations.md §2, §3, §7).
 
 All measurements read the expert's *exact* token probabilities pi*(a | s) (``task.expert``):
 
 expert accuracy -- per-token agreement with the expert along the model's **own** generations,
     acc(pi) = E_{tau ~ p_pi} [ sum_t pi*(a_t | s_t) ] / E_{tau ~ p_pi} [ T(tau) ].
     For a deterministic expert (sort) pi*(a_t | s_t) = 1[a_t = a*(s_t)]: the fraction of
-    tokens that match the expert's label, i.e. 1 - (seed eq. 1 mistakes) / tokens. For a
+    tokens that match the expert's label, i.e. 1 - (survey eq. 1 mistakes) / tokens. For a
     stochastic expert (markov) it is the probability the expert gives the chosen token (the
     expert itself scores sum_a pi*(a|s)^2 there, not 1; ``reference`` reports that value).
-mistakes vs list length (sort) -- seed eq. 1 on tokens,
+mistakes vs list length (sort) -- survey eq. 1 on tokens,
     l(pi) = E_{tau ~ p_pi} sum_t 1[a_t != a*(s_t)],
     grouped by the number n of digits to sort (the horizon is n + 1): the LLM version of the
     compounding-error picture of :mod:`minirl.experiments.compounding_error`
@@ -53,7 +53,7 @@ class EvalConfig:
     seed: int = 12345
     """Seeds prompts and sampling; kept apart from training seeds so models are compared on the same prompts."""
     greedy: bool = True
-    """Also measure greedy decoding (the deterministic policy pi(s) = argmax of seed eq. 1)."""
+    """Also measure greedy decoding (the deterministic policy pi(s) = argmax of survey eq. 1)."""
 
     def __post_init__(self) -> None:
         check_int(self.n_sequences, "n_sequences", 2)
@@ -118,7 +118,7 @@ def compounding(task: Task, batch: TrajectoryBatch) -> dict[str, float]:
 def evaluate(policy: Policy, task: Task, config: EvalConfig = EvalConfig()) -> dict[str, Any]:
     """Every measurement above on ``config.n_sequences`` own generations; a flat JSON-ready dict.
 
-    Keys (own generations are sampled from the policy, i.e. p_pi of seed eq. 1):
+    Keys (own generations are sampled from the policy, i.e. p_pi of survey eq. 1):
         expert_accuracy(_se)   per-token agreement with the expert (module docstring)
         expert_accuracy_reference   the same score for the expert itself (1 for a deterministic expert)
         gold_reward(_se), response_tokens (mean length)

@@ -1,8 +1,8 @@
-"""SFT and on-policy distillation: minirl's BC and DAgger on the token MDP (seed §2.4; docs/equations.md §3).
+"""SFT and on-policy distillation: minirl's BC and DAgger on the token MDP (survey §2.4; docs/equations.md §3).
 
     SFT          pi_SFT = argmax_pi E_{(s, a) ~ D_demo} log pi(a | s)      = minirl.algos.bc.train_bc
                  on ``task.demonstrations`` (prompt positions are outside the mask)
-    distillation DAgger (Ross et al. 2011; seed Theorem 2.3)               = minirl.algos.dagger.train_dagger
+    distillation DAgger (Ross et al. 2011; survey Theorem 2.3)               = minirl.algos.dagger.train_dagger
                  with the student's own generations as the roll-in and the task's programmatic
                  expert as the labeller: on-policy distillation
 

@@ -286,7 +286,7 @@ class SFTRunResult:
         ]
         if "mistakes_by_length" in s:
             by = s["mistakes_by_length"]
-            lines.append("  mistakes per sequence by list length (seed eq. 1): "
+            lines.append("  mistakes per sequence by list length (survey eq. 1): "
                          + ", ".join(f"{n}: {m:.2f}" for n, m in by.items()))
         lines += [f"  note: {n}" for n in self.notes]
         lines.append(f"  wall time {s['wall_s']:.1f} s")

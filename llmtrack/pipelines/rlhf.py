@@ -1,6 +1,6 @@
 """PPO-RLHF and its Monte-Carlo cousins (REINFORCE, RLOO, GRPO): minirl's PPO on a language model.
 
-The objective (docs/equations.md §6, seed §4.1/§4.4), for a scorer r (a reward model, or the gold
+The objective (docs/equations.md §6, survey §4.1/§4.4), for a scorer r (a reward model, or the gold
 reward to check the answer key) and a frozen reference pi_ref:
 
     max_pi  E_{x, y ~ pi}[ r(x, y) ] - beta KL(pi(.|x) || pi_ref(.|x))

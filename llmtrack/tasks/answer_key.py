@@ -1,6 +1,6 @@
 """The exact answer key of the Markov task: reward and KL of any bigram policy, and the optimal frontier.
 
-Symbols (docs/equations.md §6; seed §4.4). A prompt x = [BOS, w0] is drawn from rho0; a policy pi_t(a | prev)
+Symbols (docs/equations.md §6; survey §4.4). A prompt x = [BOS, w0] is drawn from rho0; a policy pi_t(a | prev)
 reads the previous token and the step t (a :class:`~llmtrack.tasks.markov.BigramPolicy` table); the
 gold reward is R(x, y) = sum_t r(y_{t-1}, y_t) with y_{-1} = w0; [EOS] ends the response; at most T tokens.
 

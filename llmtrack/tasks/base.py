@@ -15,7 +15,7 @@ evaluation (learners never see it). From these, shared code here makes:
         with probability ``noise``. A pair with identical responses or equal gold rewards
         carries no preference: it is dropped and a fresh prompt and pair are drawn, so pairs
         follow rho0(x) pi(y_a|x) pi(y_b|x) conditioned on the pair being informative.
-    token_mdp(...)            the token MDP of seed §2.2 (docs/equations.md §2) over a finite
+    token_mdp(...)            the token MDP of survey §2.2 (docs/equations.md §2) over a finite
                               prompt support, optionally with the gold reward plugged in.
 
 All batches use llmtrack's token layout (llmtrack.policy): obs (B, P + T) = left-[PAD]-padded

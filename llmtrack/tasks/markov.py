@@ -16,7 +16,7 @@ The language (all tables seeded, ids as in llmtrack.tokenizer: specials 0-4, wor
                 pi*(y | x) = pi_ref(y | x) exp(R(x, y) / beta) / Z(x).
 
 The answer key. Because pi_ref and r read the context only through the previous token, the
-token MDP (seed §2.2) collapses to a tabular MDP with state = previous token (S = A = V,
+token MDP (survey §2.2) collapses to a tabular MDP with state = previous token (S = A = V,
 P[s, a, a] = 1, [EOS] absorbing, gamma = 1) and the optimum is finite-horizon soft value
 iteration with prior pi_ref (minirl.mdp.soft_value_iteration, alpha = beta, horizon = T):
     V_T = 0,  Q_t(s, a) = r(s, a) + V_{t+1}(s'),  V_t(s) = beta log sum_a pi_ref(a|s) exp(Q_t(s, a)/beta),

@@ -8,7 +8,7 @@
 State of a context: the multiset still to emit,
     rem = max(count(prompt digits) - count(digits emitted after '='), 0)   (per digit),
 so a digit that was not available when emitted is ignored (it subtracts nothing).
-Expert (DAgger's oracle, seed Theorem 2.3): a*(s) = min(rem), or [EOS] when rem is empty --
+Expert (DAgger's oracle, survey Theorem 2.3): a*(s) = min(rem), or [EOS] when rem is empty --
 after a mistake it sorts what remains. Deterministic: log-probs 0 for a*, -inf otherwise.
 Base generator ("a sloppy sorter"): knows the format and the multiset but only partly the
 order; with probability ``base_skill`` it emits min(rem), otherwise a uniformly random element

@@ -1,4 +1,4 @@
-"""Adversarial imitation: GAIL, AIRL and FAIRL as one trainer with a pluggable f (seed eq. 2-4, Table 4).
+"""Adversarial imitation: GAIL, AIRL and FAIRL as one trainer with a pluggable f (survey eq. 2-4, Table 4).
 
     min_pi max_D  E_demo[log D(s, a)] + E_pi[log(1 - D(s, a))]        the discriminator (logistic)
     r_t = r(h(s_t, a_t)),  h = logit D                                  the policy's reward (docs/equations.md §4)
@@ -64,7 +64,7 @@ class AdversarialConfig:
     """Hyperparameters of adversarial imitation (the PPO inside has its own :class:`PPOConfig`)."""
 
     divergence: str = "gail"
-    """Which f of seed Table 4: gail (Jensen-Shannon), airl (reverse KL), fairl (forward KL)."""
+    """Which f of survey Table 4: gail (Jensen-Shannon), airl (reverse KL), fairl (forward KL)."""
     reward: str | None = None
     """Reward rule by name (``minirl.divergences.REWARD_RULES``); None = derived from ``divergence``."""
     structured: bool | None = None

@@ -1,4 +1,4 @@
-"""Behaviour cloning (seed §2.4; docs/equations.md §3).
+"""Behaviour cloning (survey §2.4; docs/equations.md §3).
 
     pi_BC = argmax_pi E_{(s, a) ~ D_demo} log pi(a | s)
 

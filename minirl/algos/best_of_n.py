@@ -1,4 +1,4 @@
-"""Best-of-N: sample N, keep the one a reward ranks highest (seed §4.4; docs/equations.md §6).
+"""Best-of-N: sample N, keep the one a reward ranks highest (survey §4.4; docs/equations.md §6).
 
 On a finite space with reference probabilities p(y) and rewards r(y), the Best-of-N policy is known
 exactly. Order the outcomes by reward; with F the reward-ordered CDF of p,

@@ -1,4 +1,4 @@
-"""DAgger: dataset aggregation (Ross et al. 2011; seed Theorem 2.3; docs/equations.md §3).
+"""DAgger: dataset aggregation (Ross et al. 2011; survey Theorem 2.3; docs/equations.md §3).
 
     D <- D_demo
     for i = 1..N:

@@ -1,4 +1,4 @@
-"""Direct Preference Optimisation (Rafailov et al. 2023; seed §4.1; docs/equations.md §6).
+"""Direct Preference Optimisation (Rafailov et al. 2023; survey §4.1; docs/equations.md §6).
 
 With the KL-regularised optimum pi*(tau) = pi_ref(tau) exp(R(tau)/beta) / Z, the reward is
 R = beta log pi*/pi_ref + beta log Z, and the Bradley-Terry likelihood of a preference

@@ -1,4 +1,4 @@
-"""Monte-Carlo advantage estimators for sequence-level rewards: REINFORCE, RLOO, GRPO (seed §4.4; docs/equations.md §6).
+"""Monte-Carlo advantage estimators for sequence-level rewards: REINFORCE, RLOO, GRPO (survey §4.4; docs/equations.md §6).
 
 With one scalar reward per sampled response (a reward model's score, a verifier's 0/1) and G
 responses per prompt, the three estimators differ only in the baseline subtracted from r_i:

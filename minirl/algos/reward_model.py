@@ -1,4 +1,4 @@
-"""Reward models from preferences: Bradley-Terry and the classification objective (seed §4.1; docs/equations.md §5).
+"""Reward models from preferences: Bradley-Terry and the classification objective (survey §4.1; docs/equations.md §5).
 
 A reward model scores whole trajectories, ``score(batch) -> (B,)``. From pairs tau+ > tau-:
 

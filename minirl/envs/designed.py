@@ -1,6 +1,6 @@
 """MDPs designed to make one idea visible.
 
-``tightrope``: the compounding-error MDP (seed §2.4, Theorems 2.1 and 2.3). The expert
+``tightrope``: the compounding-error MDP (survey §2.4, Theorems 2.1 and 2.3). The expert
 walks a circular rope of ``length`` positions; at each position exactly one action keeps
 its footing. Any other action drops the walker to the bottom of a pit of ``depth`` rungs.
 Climbing out takes one specific action per rung, in order; any other action drops it back

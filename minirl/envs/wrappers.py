@@ -1,6 +1,6 @@
 """Wrappers that change what the learner may see.
 
-``HideReward`` turns an MDP into an MDP\\R (seed §2.3): the learner gets 0.0 where the
+``HideReward`` turns an MDP into an MDP\\R (survey §2.3): the learner gets 0.0 where the
 reward was, and the true ("gold") reward travels in ``info["gold_reward"]``, which the
 rollout code stores in ``TrajectoryBatch.info`` for evaluators. No algorithm in this
 library reads ``info``: that is the line between learning and grading.

@@ -35,7 +35,7 @@ converge -- the ``train error`` column checks it: DAgger refits warm-started, so
 MDP\\R. The learner sees CartPole through :class:`~minirl.envs.HideReward` only: its batches
 carry no rewards. Returns are summed from ``info["gold_reward"]`` by the evaluation code.
 We also report the per-step mistake rate along the learner's own evaluation roll-outs,
-l(pi) / T of seed eq. 1 with the expert as the oracle.
+l(pi) / T of survey eq. 1 with the expert as the oracle.
 
 What happens (default config, checked on 10 seeds): no DAgger advantage. With one 20-step
 clip both learners fall within ~150 steps on most seeds. BC averages ~497 from 4 clips = 80

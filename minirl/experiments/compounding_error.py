@@ -2,7 +2,7 @@
 
 Seed §2.4, eq. 1 and Theorems 2.1 / 2.3 (Ross et al. 2011). We measure
 
-    l(pi) = E_{tau ~ p_pi} sum_{t<T} 1[pi(s_t) != a*_t]                       (seed eq. 1)
+    l(pi) = E_{tau ~ p_pi} sum_{t<T} 1[pi(s_t) != a*_t]                       (survey eq. 1)
 
 -- mistakes against the expert's labels along the learner's *own* rollouts -- for horizons
 T from 5 to ~100, on the ``tightrope`` MDP (see :mod:`minirl.envs.designed`): one slip drops
@@ -63,7 +63,7 @@ class CompoundingErrorConfig:
     horizons: tuple[int, ...] = (5, 8, 12, 18, 27, 40, 60, 90)
     """Horizons T at which mistakes are measured."""
     epsilon: float = 0.01
-    """The learner's per-state error rate (seed Theorems 2.1 / 2.3)."""
+    """The learner's per-state error rate (survey Theorems 2.1 / 2.3)."""
     n_demos: int = 50
     """Expert demonstrations for BC (each of length T)."""
     dagger_iterations: int = 6
