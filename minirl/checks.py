@@ -27,7 +27,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-__all__ = ["SEED_LIMIT", "MAX_SEEDS", "check_int", "check_seed", "check_number", "check_probability",
+__all__ = ["SEED_LIMIT", "MAX_SEEDS", "check_int", "check_seed", "check_seed_list", "check_number", "check_probability",
            "check_choice", "check_minibatch_training", "check_device", "check_threads", "check_finite", "check_binary_mask", "max_threads"]
 
 SEED_LIMIT = 2**32
@@ -54,6 +54,20 @@ def check_seed(value: Any, field: str = "seed") -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not 0 <= value < SEED_LIMIT:
         raise ValueError(f"{field}: must be an integer in [0, 2**32), got {value!r}")
     return int(value)
+
+
+def check_seed_list(value: Any, field: str = "seeds", offset: int = 0, distinct: bool = False) -> tuple[int, ...]:
+    """A sweep's seeds: a non-empty list or tuple of at most ``MAX_SEEDS`` seeds (each is a whole run),
+    each an integer in [0, 2**32 - offset) so that ``seed + offset`` -- a derived seed for evaluation
+    samples, say -- is still a seed; pairwise distinct if ``distinct``."""
+    if not isinstance(value, (tuple, list, range)) or not value:
+        raise ValueError(f"{field}: must be a non-empty list of integers >= 0, got {value!r}")
+    if len(value) > MAX_SEEDS:
+        raise ValueError(f"{field}: at most {MAX_SEEDS} seeds (each is a full run), got {len(value)}")
+    seeds = tuple(check_int(s, field, 0, SEED_LIMIT - 1 - offset) for s in value)
+    if distinct and len(set(seeds)) != len(seeds):
+        raise ValueError(f"{field}: must be distinct, got {value!r}")
+    return seeds
 
 
 def check_number(value: Any, field: str, minimum: float | None = None, maximum: float | None = None,

@@ -46,7 +46,6 @@ from minirl.data import TrajectoryBatch
 from minirl.estimators import correlation, pair_accuracy
 from llmtrack.experiments.reward_noise import (EVAL_SEED, TRAIN_SEED, RewardNoiseConfig, check_rm_config,
                                                check_sweep_seeds)
-from llmtrack.pipelines.base import pretrain_base
 from llmtrack.pipelines.recipe import SFTRunConfig, cpu_threads, make_pipeline_task
 from llmtrack.reward_model import FrozenLMFeatures
 from llmtrack.rollout import generate
@@ -167,8 +166,7 @@ def run_annotation_sweep(config: AnnotationConfig = AnnotationConfig()) -> list[
     for seed in config.seeds:
         run = config.run_config(seed)
         with cpu_threads(run):
-            base = pretrain_base(task, run.size, run.family, seed, run.pretrain_sequences, run.pretrain_bc(),
-                                 cache_dir=run.cache_dir, device=run.device)
+            base = run.base_model().build(task, run.cache_dir)
             features = FrozenLMFeatures(base, device=run.device)
             held_out = task.preferences(n_eval_pairs, noise=0.0, seed=EVAL_SEED + seed)
             samples = task.rollout(task.base, n_eval_samples, seed=EVAL_SEED + seed + 1)

@@ -36,7 +36,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from minirl.checks import MAX_SEEDS, SEED_LIMIT, check_int, check_seed
-from llmtrack.pipelines.base import pretrain_base
 from llmtrack.pipelines.evaluate import EvalConfig, evaluate
 from llmtrack.pipelines.recipe import SFTRunConfig, cpu_threads, make_pipeline_task, run_sft
 
@@ -166,8 +165,7 @@ def run_exposure_bias(config: ExposureBiasConfig = ExposureBiasConfig()) -> Expo
             run = config.run_config(task_name, "bc", seed)
             task = make_pipeline_task(task_name)
             with cpu_threads(run):  # as run_sft does: same thread count, same cached base
-                policy = pretrain_base(task, run.size, run.family, seed, run.pretrain_sequences, run.pretrain_bc(),
-                                       cache_dir=run.cache_dir, device=run.device)
+                policy = run.base_model().build(task, run.cache_dir)
                 metrics[task_name][model].append(evaluate(policy, task, EvalConfig(n_sequences=config.n_eval)))
         else:
             run = config.run_config(task_name, model, seed)

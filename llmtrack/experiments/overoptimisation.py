@@ -73,7 +73,7 @@ from torch import Tensor
 from minirl.algos.bc import BCConfig
 from minirl.algos.best_of_n import pool_best_of_n
 from minirl.algos.reward_model import LinearRewardModel, RewardModelConfig
-from minirl.checks import check_int, check_number
+from minirl.checks import check_int, check_number, check_seed_list
 from minirl.data import Preferences, TrajectoryBatch
 from minirl.estimators import mean_se
 from minirl.finite_horizon import evaluate_finite_horizon
@@ -82,7 +82,7 @@ from minirl.preferences import label_pairs, resample_pairs
 from minirl.scaling_laws import GaoFit, fit_gao, fitted_peak
 from minirl.scorers import EnsembleScorer, as_scorer
 from llmtrack.models import FAMILIES, PRESETS
-from llmtrack.pipelines.base import pretrain_base
+from llmtrack.pipelines.base import BaseModel
 from llmtrack.pipelines.best_of_n import sample_pool
 from llmtrack.pipelines.recipe import TASK_SETTINGS, make_pipeline_task
 from llmtrack.pipelines.rlhf import RLHFConfig, lm_ppo_config, train_rlhf
@@ -241,8 +241,8 @@ class OveroptimisationConfig:
         """A base model pre-trained with ``seed`` (default ``base_seed``: pi_0), cached on disk by
         :func:`~llmtrack.pipelines.base.pretrain_base` (about 20 s on one CPU thread the first time)."""
         seed = self.base_seed if seed is None else seed
-        return pretrain_base(task, self.size, self.family, seed, self.pretrain_sequences, self.pretrain_bc(seed),
-                             cache_dir=self.cache_dir, device=self.device)
+        spec = BaseModel(self.size, self.family, seed, self.pretrain_sequences, self.pretrain_bc(seed), self.device)
+        return spec.build(task, self.cache_dir)
 
     def rlhf(self) -> RLHFConfig:
         """PPO against a scorer: the alignment pipeline's PPO settings with this lr, KL coefficient and budget."""
@@ -607,15 +607,6 @@ def _judge(result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _check_seeds(seeds: Any) -> tuple[int, ...]:
-    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or len(seeds) == 0:
-        raise ValueError(f"seeds: must be a non-empty sequence of distinct integers >= 0, got {seeds!r}")
-    out = tuple(check_int(s, "seeds", 0) for s in seeds)
-    if len(set(out)) != len(out):
-        raise ValueError(f"seeds: must be distinct, got {seeds!r}")
-    return out
-
-
 def run_overoptimisation_sweep(config: OveroptimisationConfig = OveroptimisationConfig(),
                                seeds: Sequence[int] = tuple(range(5))) -> dict[str, Any]:
     """:func:`run_overoptimisation` for every seed in ``seeds`` (``config.seed`` replaced), base models shared.
@@ -630,7 +621,7 @@ def run_overoptimisation_sweep(config: OveroptimisationConfig = Overoptimisation
     """
     if not isinstance(config, OveroptimisationConfig):
         raise ValueError(f"config: must be an OveroptimisationConfig, got {type(config).__name__}")
-    seeds = _check_seeds(seeds)
+    seeds = check_seed_list(seeds, distinct=True)
 
     def run() -> dict[str, Any]:
         start = time.perf_counter()

@@ -38,8 +38,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from minirl.algos.reward_model import OBJECTIVES, RewardModelConfig, train_reward_model
-from minirl.checks import MAX_SEEDS, SEED_LIMIT, check_int, check_probability
-from llmtrack.pipelines.base import pretrain_base
+from minirl.checks import check_int, check_probability, check_seed_list
 from llmtrack.pipelines.recipe import SFTRunConfig, cpu_threads, make_pipeline_task
 from llmtrack.reward_model import LMRewardModel, frozen_linear_reward_model, gold_accuracy, gold_correlation
 
@@ -54,12 +53,8 @@ TRAIN_SEED, EVAL_SEED = 10_000, 20_000
 
 
 def check_sweep_seeds(seeds: Any, field: str = "seeds") -> tuple[int, ...]:
-    """A non-empty tuple of at most MAX_SEEDS seeds, each leaving room for the offsets above (seed + EVAL_SEED + 2)."""
-    if not isinstance(seeds, (tuple, list)) or not seeds:
-        raise ValueError(f"{field}: must be a non-empty tuple of integers >= 0, got {seeds!r}")
-    if len(seeds) > MAX_SEEDS:
-        raise ValueError(f"{field}: at most {MAX_SEEDS} seeds (each is a full run), got {len(seeds)}")
-    return tuple(check_int(s, field, 0, SEED_LIMIT - 1 - EVAL_SEED - 2) for s in seeds)
+    """A sweep's seeds, each leaving room for the offsets above (seed + EVAL_SEED + 2)."""
+    return check_seed_list(seeds, field, offset=EVAL_SEED + 2)
 
 
 def check_rm_config(config: Any, field: str) -> None:
@@ -150,8 +145,7 @@ def run_reward_noise(config: RewardNoiseConfig = RewardNoiseConfig()) -> list[di
     for seed in config.seeds:
         run = config.run_config(seed)
         with cpu_threads(run):  # as run_sft: the same thread count finds the same cached base model
-            base = pretrain_base(task, run.size, run.family, seed, run.pretrain_sequences, run.pretrain_bc(),
-                                 cache_dir=run.cache_dir, device=run.device)
+            base = run.base_model().build(task, run.cache_dir)
             held_out = task.preferences(n_eval_pairs, noise=0.0, seed=EVAL_SEED + seed)
             samples = {"correlation": task.rollout(task.base, n_eval_samples, seed=EVAL_SEED + seed + 1),
                        "correlation_expert": task.rollout(task.expert, n_eval_samples, seed=EVAL_SEED + seed + 2)}

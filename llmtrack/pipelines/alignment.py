@@ -57,7 +57,7 @@ from minirl.algos.reward_model import RewardModelConfig, train_reward_model
 from minirl.data import TrajectoryBatch
 from llmtrack.models import FAMILIES, PRESETS
 from llmtrack.pipelines.afd import AfDConfig, afd_adversarial, train_afd
-from llmtrack.pipelines.base import pretrain_base
+from llmtrack.pipelines.base import BaseModel
 from llmtrack.pipelines.best_of_n import best_of_n_point
 from llmtrack.pipelines.recipe import TASK_TRAINING, TokenCounter, make_pipeline_task
 from llmtrack.pipelines.rlhf import RLHFConfig, lm_ppo_config, train_rlhf
@@ -246,8 +246,8 @@ def run_pipeline(config: PipelineConfig = PipelineConfig()) -> PipelineResult:
     training = TASK_TRAINING[config.task]
     pre_bc = BCConfig(n_updates=training["pretrain_updates"], batch_size=64, lr=3e-3, seed=config.seed,
                       progress=config.progress)
-    base = pretrain_base(task, config.size, config.family, config.seed, training["pretrain_sequences"], pre_bc,
-                         cache_dir=config.cache_dir, device=config.device)
+    spec = BaseModel(config.size, config.family, config.seed, training["pretrain_sequences"], pre_bc, config.device)
+    base = spec.build(task, config.cache_dir)
     reference = task.base  # exact pi_ref: the optimum of DPO, PPO and GRPO is then pi*_beta (module docstring)
     demonstrator = task.optimal_policy(config.demo_beta)
     eval_seed = 10_000 + config.seed

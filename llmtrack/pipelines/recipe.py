@@ -41,7 +41,7 @@ import torch
 from minirl.algos.bc import BCConfig
 from llmtrack.models import FAMILIES, PRESETS, check_checkpoint, check_model_out, count_parameters, load_model, save_model
 from minirl.outputs import check_output_dir
-from llmtrack.pipelines.base import DESCRIPTION, base_checkpoint_path, cache_root, pretrain_base
+from llmtrack.pipelines.base import DESCRIPTION, BaseModel, cache_root
 from llmtrack.pipelines.evaluate import EvalConfig, evaluate
 from llmtrack.pipelines.imitation import DistillConfig, SFTConfig, distill, on_policy_dagger, sft
 from llmtrack.policy import LMPolicy
@@ -194,6 +194,10 @@ class SFTRunConfig:
         return BCConfig(n_updates=self.pretrain_updates, batch_size=64, lr=3e-3, seed=self.seed,
                         progress=self.progress)
 
+    def base_model(self) -> BaseModel:
+        """Which base model this run fine-tunes (unless ``checkpoint`` is given)."""
+        return BaseModel(self.size, self.family, self.seed, self.pretrain_sequences, self.pretrain_bc(), self.device)
+
 
 @contextmanager
 def cpu_threads(config: SFTRunConfig) -> Iterator[None]:
@@ -340,11 +344,10 @@ def _run_sft(config: SFTRunConfig) -> SFTRunResult:
         policy = LMPolicy(load_model(config.checkpoint, field="checkpoint"), device=config.device)
         base = {"source": str(config.checkpoint), "cached": False}
     else:
-        path = base_checkpoint_path(task, config.size, config.family, config.seed, config.pretrain_sequences,
-                                    config.pretrain_bc(), config.device, config.cache_dir)
+        spec = config.base_model()
+        path = spec.checkpoint_path(task, config.cache_dir)
         cached = (path / DESCRIPTION).is_file()
-        policy = pretrain_base(task, config.size, config.family, config.seed, config.pretrain_sequences,
-                               config.pretrain_bc(), cache_dir=config.cache_dir, device=config.device)
+        policy = spec.build(task, config.cache_dir)
         base = {"source": "pretrained", "cached": cached, "path": str(path)}
     base["pretrain_s"] = round(time.perf_counter() - t0, 3)
 
