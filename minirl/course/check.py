@@ -5,7 +5,8 @@
 (b) **Student trees**: in each assignment's student tree (built and verified as ``build`` does), every one
     of its own tests *fails* -- in the test body, with the not-implemented message of one of its blocks;
     an error in a fixture or at collection is a broken grader -- and every other assignment's public tests
-    still pass (the assignment's stubs break nothing they should not).
+    still pass (the assignment's stubs break nothing they should not). With the reference code written
+    back into the student regions, the same tree passes its fingerprints and scores full points.
 (c) **Mutants**: at least two per assignment, each failing at least one graded test by an assertion.
 (d) **Static rules**: every ``# BEGIN SOLUTION`` block in the packages belongs to an assignment; each
     assignment has public and hidden tests and questions with answers; and no grader computes an expected
@@ -28,13 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from minirl.course.blocks import Block
+from minirl.course.blocks import STUDENT_BEGIN, Block, student_regions
 from minirl.course.grading import RunResult, run_tests
 from minirl.course.manifest import Assignment, Course
 from minirl.course.mutants import read_mutant
 from minirl.course.tree import compare_fingerprints, read_build, source_files, verify_tree, write_tree
 
-__all__ = ["CheckReport", "check_course", "static_problems"]
+__all__ = ["CheckReport", "check_course", "paste_reference", "static_problems"]
 
 PACKAGES = ("minirl/", "llmtrack/")
 
@@ -183,8 +184,37 @@ def _student(course: Course, a: Assignment, scratch: Path) -> tuple[list[str], l
     lines = [f"(b) student tree: {len(built.stubbed)} stubs, verified; {sum(t.not_implemented in own_names for t in own)}"
              f"/{len(own)} own tests fail as not implemented; {sum(t.outcome == 'passed' for t in others)}"
              f"/{len(others)} other public tests pass ({result.seconds:.1f} s)"]
+    # ... and a student who writes the reference code into the regions gets full points, edits accepted
+    paste_reference(course, a, tree)
+    problems += [f"reference pasted back: {p}" for p in compare_fingerprints(tree, read_build(tree)["fingerprints"])]
+    solved = run_tests(tree, _tests(course, a), a.timeout_s)
+    problems += solved.problems
+    if solved.score != solved.max_score or not solved.tests:
+        failed = [t.name for t in solved.tests if t.outcome != "passed"]
+        problems.append(f"reference pasted back into the student tree: {solved.score:g}/{solved.max_score:g} points "
+                        f"(failing: {', '.join(failed[:3])})")
+    lines.append(f"(b) reference pasted back into the student regions: {solved.score:g}/{solved.max_score:g} points "
+                 f"({solved.seconds:.1f} s)")
+    result.seconds += solved.seconds
     shutil.rmtree(tree, ignore_errors=True)
     return lines, problems, result
+
+
+def paste_reference(course: Course, a: Assignment, tree: Path) -> None:
+    """Write each block's reference code between its student-region markers in a built tree, as a
+    student who solved the assignment would (the markers stay, so the fingerprints still apply)."""
+    blocks = {f"{a.id} · {b.label}": b for b in course.locate(a)}
+    for file in sorted({b.file for b in blocks.values()}):
+        path = tree / file
+        text = path.read_text()
+        lines, out, position = text.splitlines(), [], 0
+        for first, last in student_regions(text):
+            label = lines[first].strip()[len(STUDENT_BEGIN):].strip()[1:-1]  # "(a2 · bc_loss)" -> "a2 · bc_loss"
+            out += lines[position: first + 1]
+            out += list(blocks[label].body) if label in blocks else lines[first + 1: last]
+            position = last
+        out += lines[position:]
+        path.write_text("\n".join(out) + ("\n" if text.endswith("\n") else ""))
 
 
 def _mutant(course: Course, a: Assignment, path: Path, scratch: Path) -> tuple[list[str], list[str], RunResult]:
