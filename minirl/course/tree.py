@@ -165,7 +165,7 @@ def _readme(course: Course, a: Assignment, built: BuiltTree, cumulative: bool) -
             + ("This tree is cumulative: later assignments' regions are stubs too.\n\n" if cumulative else "")
             + "## How to grade\n\n"
             "    pip install -e .           # once, in a virtual environment\n"
-            "    minirl course grade .      # public tests: prints a1: x/y points and writes results.json\n"
+            f"    minirl course grade .      # public tests: prints {a.id}: x/y points and writes results.json\n"
             "    minirl course submit .     # checks the tree and packs your regions for upload\n\n"
             "A test that reaches a region you have not written reports `not implemented: <assignment> · "
             "<function>`. Editing anything outside the regions makes the grader refuse the tree (it names the "
