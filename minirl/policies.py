@@ -6,7 +6,10 @@ A policy is anything that can (docs/concepts.md):
     entropy(batch)  -> (B, T)   H(pi(. | s_t)), zero on padded steps
     sample(obs)     -> (actions (N,), log_probs (N,)) for one step of N observations
 An expert additionally labels states: ``label(batch) -> (B, T)`` the expert's action at
-every step of any trajectory (the oracle that DAgger queries, survey Theorem 2.3).
+every step of any trajectory (the oracle that DAgger queries, survey Theorem 2.3). A teacher may
+answer with its whole distribution instead, ``label_distribution(batch) -> (B, T, A)`` log-probabilities
+(:class:`DistributionExpert`, :func:`distribution_labels`): what soft-label BC and GKD read
+(docs/equations.md §10).
 
 Algorithms are written against these protocols only, so a table, an MLP and a
 HuggingFace language model (``llmtrack``) are interchangeable.
@@ -44,6 +47,8 @@ from minirl.data import TrajectoryBatch
 __all__ = [
     "Policy",
     "Expert",
+    "DistributionExpert",
+    "distribution_labels",
     "CategoricalPolicy",
     "sample_categorical",
     "TabularPolicy",
@@ -82,6 +87,36 @@ class Expert(Protocol):
     def sample(
         self, obs: Tensor, generator: torch.Generator | None = None, deterministic: bool = False
     ) -> tuple[Tensor, Tensor]: ...
+
+
+@runtime_checkable
+class DistributionExpert(Protocol):
+    """A teacher that answers with its whole action distribution at any state (docs/equations.md §10)."""
+
+    def label_distribution(self, batch: TrajectoryBatch) -> Tensor: ...
+
+
+def distribution_labels(policy: object, batch: TrajectoryBatch, field: str = "teacher") -> Tensor:
+    """log pi(. | s_t) of ``policy`` at every step of ``batch``, (B, T, A) log-probabilities.
+
+    Read from ``label_distribution(batch)`` (:class:`DistributionExpert`: minirl's categorical policies,
+    llmtrack's exact task experts), else from ``log_probs_all(batch)`` -- the reading of a policy over
+    token contexts (a language model), whose state is the whole context in ``batch.obs``. A policy with
+    neither (an expert that only names its action, a Gaussian) is a ValueError naming ``field``:
+    soft labels need a distribution.
+    """
+    read = getattr(policy, "label_distribution", None)
+    if read is None and not isinstance(policy, CategoricalPolicy):
+        read = getattr(policy, "log_probs_all", None)
+    if read is None:
+        raise ValueError(f"{field}: gives no action distribution (needs label_distribution(batch) -> (B, T, A), "
+                         f"e.g. a categorical policy, a task's exact expert or a language model); "
+                         f"{type(policy).__name__} can only be asked for hard labels")
+    logp = read(batch)  # (B, T, A)
+    if logp.ndim != 3 or logp.shape[:2] != batch.mask.shape:
+        raise ValueError(f"{field}: label_distribution must return (B, T, A) = ({batch.batch_size}, "
+                         f"{batch.horizon}, A), got {tuple(logp.shape)}")
+    return logp
 
 
 def sample_categorical(logp: Tensor, generator: torch.Generator | None = None,
@@ -128,6 +163,12 @@ class CategoricalPolicy(nn.Module, ABC):
 
     def probs(self, obs: Tensor) -> Tensor:
         return self.log_probs_all(obs).exp()
+
+    def label_distribution(self, batch: TrajectoryBatch) -> Tensor:
+        """log pi(. | s_t) at every step, (B, T, A): the soft label of a categorical teacher (docs/equations.md §10)."""
+        obs = batch.obs if batch.obs.dtype.is_floating_point else torch.where(
+            batch.mask.view(batch.mask.shape + (1,) * (batch.obs.ndim - 2)), batch.obs, torch.zeros_like(batch.obs))
+        return self.log_probs_all(obs)
 
     @torch.no_grad()
     def sample(

@@ -1,0 +1,229 @@
+"""Distillation with distribution labels: soft-label BC, GKD's JSD(beta), sampled-token reverse KL (docs/equations.md §10).
+
+A teacher pi_T that can answer with its whole next-action distribution at any state
+(:func:`minirl.policies.distribution_labels`) gives more than an action to imitate. Per state s,
+with p = pi_T(. | s) and q = pi_theta(. | s):
+
+    forward KL   KL(p || q) = sum_a p(a) (log p(a) - log q(a))   soft-label BC: cross-entropy to p, minus H(p)
+    reverse KL   KL(q || p) = sum_a q(a) (log q(a) - log p(a))   mode seeking
+    JSD(beta)    beta KL(p || m) + (1 - beta) KL(q || m),  m = beta p + (1 - beta) q     (Agarwal et al. 2024, GKD)
+
+GKD's JSD(beta) vanishes at *both* ends (m = q at beta = 0, m = p at beta = 1): used raw, beta = 0 or
+1 silently trains nothing. Near the ends it is beta KL(p || q) + O(beta^2) and (1 - beta) KL(q || p) +
+O((1 - beta)^2), so
+
+    D_beta = JSD(beta) / (beta (1 - beta))     with D_0 = KL(p || q), D_1 = KL(q || p)
+
+is continuous in beta with the two KLs as its exact endpoints. Design decision: the loss is D_beta
+(the endpoints are the limits, computed by their closed forms, not special cases that change the
+loss's scale); :func:`generalised_jsd` is GKD's raw quantity, kept for the oracle tests.
+
+GKD's on-policy fraction lambda: of the M sequences labelled each round, round(lambda M) are the
+student's own samples and the rest come from a fixed source (teacher samples, demonstrations). With
+lambda = 0, beta = 0 this is off-policy knowledge distillation (soft-label SFT); with lambda = 1,
+beta = 0 it is DAgger with distribution labels; beta = 1 gives on-policy reverse KL with the exact
+per-state expectation. Rounds aggregate (as DAgger does) and the student is refit on all of it.
+
+The sampled-token alternative (Thinking Machines' on-policy distillation, MiniLLM with gamma = 0) is
+not a loss but a reward, r_t = log pi_T(a_t | s_t) - log pi_old(a_t | s_t) (:class:`ReverseKLReward`),
+given to minirl's PPO / REINFORCE update: its summed return is -log d^pi/d^T of the whole sequence,
+so the expected policy gradient is exactly -grad KL(d^pi || d^T) (docs/equations.md §10).
+
+Shapes: distributions (B, T, A) log-probabilities; per-state divergences and masks (B, T).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from minirl.algos.bc import BCConfig
+from minirl.algos.minibatch import minibatch_training, trainable_parameters
+from minirl.checks import check_int, check_minibatch_training, check_probability
+from minirl.data import TrajectoryBatch
+from minirl.policies import Policy, check_same_actions, distribution_labels
+
+__all__ = ["forward_kl", "reverse_kl", "generalised_jsd", "gkd_divergence", "soft_bc_loss", "gkd_loss",
+           "GKDConfig", "train_gkd", "ReverseKLReward"]
+
+Collector = Callable[[Policy, int, int], TrajectoryBatch]
+
+
+def _plogp_ratio(logp: Tensor, logq: Tensor) -> Tensor:
+    """sum_a p(a) (log p(a) - log q(a)) over the last axis, with 0 log 0 = 0 (and +inf where q = 0 < p)."""
+    terms = logp.exp() * (logp - logq)
+    return torch.where(logp == -math.inf, torch.zeros_like(terms), terms).sum(-1)
+
+
+def forward_kl(teacher_logp: Tensor, student_logp: Tensor) -> Tensor:
+    """KL(p_T || q_theta) per state, (...,) from (..., A) log-probabilities (docs/equations.md §10)."""
+    return _plogp_ratio(teacher_logp, student_logp)
+
+
+def reverse_kl(teacher_logp: Tensor, student_logp: Tensor) -> Tensor:
+    """KL(q_theta || p_T) per state, (...,) from (..., A) log-probabilities (docs/equations.md §10)."""
+    return _plogp_ratio(student_logp, teacher_logp)
+
+
+def generalised_jsd(teacher_logp: Tensor, student_logp: Tensor, beta: float) -> Tensor:
+    """GKD's raw JSD(beta) = beta KL(p || m) + (1 - beta) KL(q || m), m = beta p + (1 - beta) q, (...,).
+
+    The mixture is of *probabilities* (a log-sum-exp of the log-probabilities shifted by log beta,
+    log(1 - beta)), not of log-probabilities. Zero at beta = 0 and beta = 1 (module docstring).
+    """
+    beta = check_probability(beta, "beta")
+    if beta in (0.0, 1.0):
+        return torch.zeros(teacher_logp.shape[:-1], dtype=teacher_logp.dtype)
+    log_m = torch.logaddexp(teacher_logp + math.log(beta), student_logp + math.log(1 - beta))  # (..., A)
+    return beta * _plogp_ratio(teacher_logp, log_m) + (1 - beta) * _plogp_ratio(student_logp, log_m)
+
+
+def gkd_divergence(teacher_logp: Tensor, student_logp: Tensor, beta: float) -> Tensor:
+    """D_beta = JSD(beta) / (beta (1 - beta)), D_0 = forward KL, D_1 = reverse KL, per state (docs/equations.md §10)."""
+    beta = check_probability(beta, "beta")
+    if beta == 0.0:
+        return forward_kl(teacher_logp, student_logp)
+    if beta == 1.0:
+        return reverse_kl(teacher_logp, student_logp)
+    return generalised_jsd(teacher_logp, student_logp, beta) / (beta * (1 - beta))
+
+
+def gkd_loss(student: Policy, teacher: object, batch: TrajectoryBatch, beta: float) -> Tensor:
+    """Masked mean over real steps of D_beta(pi_T(.|s_t), pi_theta(.|s_t)) (docs/equations.md §10)."""
+    with torch.no_grad():
+        teacher_logp = distribution_labels(teacher, batch, "teacher").float()  # (B, T, A), fixed target
+    student_logp = distribution_labels(student, batch, "student")  # (B, T, A), with its graph
+    if teacher_logp.shape != student_logp.shape:
+        raise ValueError(f"teacher: gives {teacher_logp.shape[-1]} actions per state, the student "
+                         f"{student_logp.shape[-1]}; both must act over the same vocabulary")
+    d = gkd_divergence(teacher_logp.to(student_logp.device), student_logp, beta)  # (B, T)
+    return batch.masked_mean(torch.where(batch.mask.to(d.device), d, torch.zeros_like(d)))
+
+
+def soft_bc_loss(student: Policy, teacher: object, batch: TrajectoryBatch) -> Tensor:
+    """Soft-label BC: mean over real steps of KL(pi_T(.|s_t) || pi_theta(.|s_t)) = gkd_loss at beta = 0."""
+    return gkd_loss(student, teacher, batch, 0.0)
+
+
+@dataclass(frozen=True)
+class GKDConfig:
+    """Hyperparameters of GKD / distillation with distribution labels (module docstring)."""
+
+    beta: float = 0.5
+    """JSD(beta) interpolation: 0 = forward KL(teacher || student), 1 = reverse KL(student || teacher)."""
+    lmbda: float = 1.0
+    """On-policy fraction: share of each round's sequences that are the student's own samples."""
+    n_iterations: int = 4
+    """Rounds of sample / label / aggregate / refit."""
+    sequences_per_iteration: int = 40
+    """Sequences labelled by the teacher each round (M)."""
+    n_updates: int = 150
+    """Adam steps of the refit each round (warm-started)."""
+    batch_size: int | None = 64
+    """Sequences per minibatch (None: the whole aggregate)."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    weight_decay: float = 0.0
+    """Adam (L2) weight decay."""
+    seed: int = 0
+    """Seeds the roll-outs (round i: seed + i) and the minibatches."""
+    progress: bool = False
+    """Show a tqdm progress bar over rounds."""
+
+    def __post_init__(self) -> None:
+        check_probability(self.beta, "beta")
+        check_probability(self.lmbda, "lmbda")
+        check_int(self.n_iterations, "n_iterations", 1)
+        check_int(self.sequences_per_iteration, "sequences_per_iteration", 1)
+        check_minibatch_training(self)
+
+    @property
+    def labelled_sequences(self) -> int:
+        """N: sequences the teacher labels in all (each labelled once, on every one of its steps)."""
+        return self.n_iterations * self.sequences_per_iteration
+
+
+def train_gkd(student: Policy, teacher: object, collect: Collector, config: GKDConfig = GKDConfig(),
+              off_policy: Collector | None = None,
+              on_iteration: Callable[[int, Policy, TrajectoryBatch], dict[str, float]] | None = None,
+              ) -> tuple[TrajectoryBatch, dict[str, list[float]]]:
+    """Distil ``teacher`` into ``student`` (in place) with distribution labels (module docstring).
+
+    Args:
+        collect: ``collect(policy, n, seed) -> TrajectoryBatch``, n sequences acted by ``policy``.
+        off_policy: where the (1 - lambda) share comes from, same signature, called with the teacher;
+            default ``collect`` acting the teacher (teacher samples: off-policy KD).
+        on_iteration: optional ``f(i, student, dataset) -> metrics`` after each refit.
+    Returns:
+        (dataset, history): the aggregated sequences (the teacher's distributions are re-read at every
+        minibatch, so they are not stored) and per-round ``data/sequences``, ``data/on_policy``, ``loss/gkd``.
+    """
+    if not isinstance(config, GKDConfig):
+        raise ValueError(f"config: must be a GKDConfig, got {type(config).__name__}")
+    check_same_actions(student, teacher, "student", "teacher")
+    if getattr(teacher, "label_distribution", None) is None and getattr(teacher, "log_probs_all", None) is None:
+        raise ValueError(f"teacher: gives no action distribution ({type(teacher).__name__} has no "
+                         "label_distribution(batch)); soft labels need one -- use DAgger's hard labels instead")
+    params = trainable_parameters(student, "student")  # type: ignore[arg-type]
+    off_policy = collect if off_policy is None else off_policy
+    M = config.sequences_per_iteration
+    n_on = int(round(config.lmbda * M))
+    dataset: TrajectoryBatch | None = None
+    history: dict[str, list[float]] = {"data/sequences": [], "data/on_policy": [], "loss/gkd": []}
+    for i in tqdm(range(config.n_iterations), desc="GKD", disable=not config.progress):
+        parts = []
+        if n_on:
+            parts.append(collect(student, n_on, config.seed + i))  # the student's own states
+        if M - n_on:
+            parts.append(off_policy(teacher, M - n_on, config.seed + i))  # type: ignore[arg-type]
+        fresh = [p.replace(log_probs=None, rewards=None, values=None) for p in parts]
+        dataset = TrajectoryBatch.cat(fresh if dataset is None else [dataset, *fresh])
+        data = dataset
+
+        def loss_fn(index: Tensor | None) -> tuple[Tensor, float]:
+            loss = gkd_loss(student, teacher, data if index is None else data[index], config.beta)  # §10
+            return loss, loss.item()
+
+        refit = BCConfig(n_updates=config.n_updates, batch_size=config.batch_size, lr=config.lr,
+                         weight_decay=config.weight_decay, seed=(config.seed + 7919 * (i + 1)) % 2**32)
+        losses = minibatch_training(params, data.batch_size, refit, loss_fn)
+        history["data/sequences"].append(float(dataset.batch_size))
+        history["data/on_policy"].append(float(n_on))
+        history["loss/gkd"].append(losses[-1])
+        if on_iteration is not None:
+            for key, value in on_iteration(i, student, dataset).items():
+                history.setdefault(key, []).append(float(value))
+    assert dataset is not None
+    return dataset, history
+
+
+class ReverseKLReward:
+    """PPO's ``reward_fn`` for sampled-token reverse-KL distillation: r_t = log pi_T(a_t|s_t) - log pi_old(a_t|s_t).
+
+    A stop-gradient reward (computed from the batch's sampling log-probs and the frozen teacher), 0 on
+    padding. Summed over a sequence it is log d^T(tau) - log d^pi(tau), so REINFORCE / PPO on it at
+    gamma = 1 follows -grad KL(d^pi || d^T) in expectation (docs/equations.md §10). ``last_stats``
+    keeps the batch mean of the sequence log-ratio (a Monte-Carlo estimate of that reverse KL).
+    """
+
+    def __init__(self, teacher: Policy, student: Policy | None = None):
+        if student is not None:
+            check_same_actions(student, teacher, "student", "teacher")
+        if not callable(getattr(teacher, "log_prob", None)):
+            raise ValueError(f"teacher: must give log_prob(batch), got {type(teacher).__name__}")
+        self.teacher = teacher
+        self.last_stats: dict[str, float] = {}
+
+    @torch.no_grad()
+    def __call__(self, batch: TrajectoryBatch) -> Tensor:
+        if batch.log_probs is None:
+            raise ValueError("batch: needs the sampling policy's log_probs")
+        teacher_logp = self.teacher.log_prob(batch).float().cpu()  # (B, T)
+        rewards = torch.where(batch.mask, teacher_logp - batch.log_probs.float(), torch.zeros(batch.mask.shape))
+        self.last_stats = {"reward/reverse_kl": float(-batch.masked_sum(rewards).mean())}
+        return rewards  # (B, T); docs/equations.md §10
