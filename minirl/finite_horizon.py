@@ -107,6 +107,6 @@ def evaluate_finite_horizon(mdp: TabularMDP, pi: np.ndarray, q: np.ndarray | Non
                 log_ratio = np.log(pi[t]) - np.log(q[t])  # (S, A); +inf where q = 0 < pi
                 kl_state = np.where(pi[t] > 0, pi[t] * log_ratio, 0.0).sum(-1)  # KL at each state, (S,)
                 kl += np.where(d > 0, d * kl_state, 0.0).sum(-1)  # unreachable states contribute nothing
-        d = d @ np.einsum("sa,sat->st", pi[t], mdp.P)  # d_{t+1}(s') = sum_{s,a} d_t(s) pi_t(a|s) P(s'|s,a)
+        d = mdp.next_distribution(d, pi[t])  # d_{t+1}(s') = sum_{s,a} d_t(s) pi_t(a|s) P(s'|s,a)
         d[:, ended] = 0.0  # absorbing ends: the episode has ended, its mass leaves
     return FiniteHorizonEvaluation(reward=reward, kl=kl, d=history)

@@ -46,6 +46,15 @@ def _fail(field_name: str, rule: str) -> None:
     raise ValueError(f"{field_name}: {rule}")
 
 
+def _frozen(arr: np.ndarray) -> bool:
+    """True when neither ``arr`` nor any array it views can be written (safe to share)."""
+    while isinstance(arr, np.ndarray):
+        if arr.flags.writeable:
+            return False
+        arr = arr.base
+    return True
+
+
 @dataclass(frozen=True)
 class TabularMDP:
     """A finite MDP (or MDP\\R when ``R is None``), validated on construction.
@@ -72,15 +81,20 @@ class TabularMDP:
     action_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        P = np.asarray(self.P, dtype=np.float64)
+        # Validation reads P in a few passes and allocates nothing of its size: at S = 5000,
+        # A = 10, P is 2 GB, and every temporary the size of P (an isfinite mask, a
+        # renormalised copy) costs as much as a pass. The row sums are finite iff every entry
+        # is (a NaN or an infinity reaches its row's sum), so one sum checks both.
+        given = self.P
+        P = np.ascontiguousarray(given, dtype=np.float64)  # (S, A, S); a copy only if dtype/layout differ
         if P.ndim != 3 or P.shape[0] != P.shape[2] or P.shape[0] == 0 or P.shape[1] == 0:
             _fail("P", f"must have shape (S, A, S) with S, A >= 1, got {P.shape}")
         S, A, _ = P.shape
-        if not np.all(np.isfinite(P)):
+        row_sums = P.sum(axis=2)  # (S, A)
+        if not np.all(np.isfinite(row_sums)) and not np.all(np.isfinite(P)):
             _fail("P", "entries must be finite")
-        if np.any(P < 0):
+        if not P.min() >= 0:
             _fail("P", "probabilities must be non-negative")
-        row_sums = P.sum(axis=2)
         if not np.allclose(row_sums, 1.0, atol=_ATOL):
             s, a = np.argwhere(~np.isclose(row_sums, 1.0, atol=_ATOL))[0]
             _fail("P", f"each row P[s, a, :] must sum to 1; P[{s}, {a}, :] sums to {row_sums[s, a]:.6g}")
@@ -118,12 +132,19 @@ class TabularMDP:
         # Renormalise what passed the 1e-6 check but is off by more than rounding: samplers
         # (numpy's Generator.choice) demand sums within ~1e-8, so a row off by 1e-7 would pass
         # here and crash TabularEnv.step. Rows already exact are left bit-for-bit unchanged.
-        P = np.where(np.abs(row_sums - 1.0)[..., None] > 1e-12, P / row_sums[..., None], P)
+        # Store validated, read-only copies: the MDP is a value, not a mutable buffer. P is
+        # copied once, and not at all when it is already another MDP's frozen P (replace,
+        # with_reward, without_reward).
+        off = np.abs(row_sums - 1.0) > 1e-12  # (S, A): rows to renormalise
+        if not _frozen(P) or off.any():
+            if P is given or _frozen(P):  # never write into the caller's array
+                P = P.copy()
+            P[off] /= row_sums[off][:, None]
+            P.setflags(write=False)
         if abs(rho0.sum() - 1.0) > 1e-12:
             rho0 = rho0 / rho0.sum()
-        # Store validated, read-only copies: the MDP is a value, not a mutable buffer.
         for name, arr in (("P", P), ("R", R), ("rho0", rho0), ("terminal", terminal)):
-            if arr is not None:
+            if arr is not None and not _frozen(arr):
                 arr = arr.copy()
                 arr.setflags(write=False)
             object.__setattr__(self, name, arr)
@@ -155,9 +176,30 @@ class TabularMDP:
         kwargs.update(changes)
         return TabularMDP(**kwargs)
 
+    def expected_next(self, V: np.ndarray) -> np.ndarray:
+        """(P V)[s, a] = sum_s' P(s'|s, a) V(s'), shape (S, A): the expectation in every backup.
+
+        One matrix-vector product over the (S·A, S) view of P, which reads P once. Written
+        ``gamma * P @ V``, numpy evaluates ``(gamma * P) @ V``: a scaled copy of P on every
+        backup (320 MB at S = 2000, A = 10), and ``P @ V`` on a 3-d P runs one small product
+        per state; either costs more than the one product (benchmarks/README.md).
+        """
+        S, A = self.n_states, self.n_actions
+        return (self.P.reshape(S * A, S) @ V).reshape(S, A)
+
     def policy_matrix(self, pi: np.ndarray) -> np.ndarray:
         """P_pi[s, s'] = sum_a pi(a|s) P(s'|s, a), shape (S, S)."""
         return np.einsum("sa,sat->st", self._check_policy(pi), self.P)
+
+    def next_distribution(self, d: np.ndarray, pi: np.ndarray) -> np.ndarray:
+        """d'(s') = sum_{s,a} d(s) pi(a|s) P(s'|s, a): one step of the state distribution.
+
+        ``d`` is (S,) or a stack (X, S), ``pi`` is (S, A); returns d's shape. One product of
+        the (X, S·A) state-action mass with the (S·A, S) view of P, without forming P_pi.
+        """
+        S, A = self.n_states, self.n_actions
+        mass = d[..., :, None] * pi  # (..., S, A)
+        return mass.reshape(*d.shape[:-1], S * A) @ self.P.reshape(S * A, S)
 
     def _check_policy(self, pi: np.ndarray, time_indexed: bool = False) -> np.ndarray:
         pi = np.asarray(pi, dtype=np.float64)
@@ -212,28 +254,72 @@ def greedy_policy(Q: np.ndarray) -> np.ndarray:
 
 
 def value_iteration(
-    mdp: TabularMDP, R: np.ndarray | None = None, tol: float = 1e-10, max_iter: int = 100_000
+    mdp: TabularMDP,
+    R: np.ndarray | None = None,
+    tol: float = 1e-10,
+    max_iter: int = 100_000,
+    stop: str = "sup",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """V <- max_a [R(s,a) + gamma sum_s' P(s'|s,a) V(s')] until the update is below ``tol``.
+
+    Two stopping rules for the update u = V_{k+1} - V_k (Puterman 1994, §6.3 and §6.6):
+
+    - ``stop="sup"``: stop when max_s |u(s)| < tol. Then ||V_{k+1} - V*||_inf
+      < gamma tol / (1 - gamma), and the greedy policy is 2 gamma tol / (1 - gamma)-optimal.
+    - ``stop="span"``: stop when the span sp(u) = max_s u(s) - min_s u(s) < tol, which
+      ignores a shift shared by every state and so often stops far sooner (pymdptoolbox's
+      rule). MacQueen's bounds V_{k+1} + gamma/(1-gamma) min u <= V* <= V_{k+1} + gamma/(1-gamma)
+      max u hold at every k; V is returned at their midpoint, so ||V - V*||_inf
+      <= gamma tol / (2 (1 - gamma)), and the greedy policy is gamma tol / (1 - gamma)-optimal.
+
+    Each backup is one product with P (``mdp.expected_next``).
 
     Returns:
         (V, Q, pi): V (S,), Q (S, A) and the greedy deterministic policy (S, A).
     """
     mdp._discounted("value_iteration")
     tol, max_iter = check_number(tol, "tol", 0.0, strict_minimum=True), check_int(max_iter, "max_iter", 1)
+    if stop not in ("sup", "span"):
+        _fail("stop", f"must be 'sup' or 'span', got {stop!r}")
     R = mdp._reward(R)
+    converged = _StoppingRule(stop, tol)
     # BEGIN SOLUTION
     V = np.zeros(mdp.n_states)
     for _ in range(max_iter):
-        Q = R + mdp.gamma * mdp.P @ V  # (S, A)
+        Q = R + mdp.gamma * mdp.expected_next(V)  # (S, A)
         V_new = Q.max(axis=1)
-        if np.max(np.abs(V_new - V)) < tol:
+        if converged(V_new - V):
             V = V_new
             break
         V = V_new
-    Q = R + mdp.gamma * mdp.P @ V
+    Q = R + mdp.gamma * mdp.expected_next(V)
     # END SOLUTION
+    shift = converged.shift(mdp.gamma)  # 0 under the sup-norm rule
+    if shift:  # P's rows sum to one, so P (V + c) = P V + c: no second backup needed
+        V, Q = V + shift, Q + mdp.gamma * shift
     return V, Q, greedy_policy(Q)
+
+
+class _StoppingRule:
+    """``rule(u) -> bool`` for an update u = V_{k+1} - V_k: sup-norm or span below ``tol``.
+
+    Remembers the last update so that the span rule can move V to the midpoint of
+    MacQueen's bounds afterwards (``shift``), since the span is blind to a common shift.
+    """
+
+    def __init__(self, stop: str, tol: float) -> None:
+        self.stop, self.tol, self.last = stop, tol, None
+
+    def __call__(self, u: np.ndarray) -> bool:
+        self.last = u
+        if self.stop == "span":
+            return float(u.max() - u.min()) < self.tol
+        return float(np.max(np.abs(u))) < self.tol
+
+    def shift(self, gamma: float) -> float:
+        if self.stop != "span" or self.last is None:
+            return 0.0
+        return gamma / (1.0 - gamma) * 0.5 * float(self.last.max() + self.last.min())
 
 
 def policy_iteration(
@@ -250,7 +336,7 @@ def policy_iteration(
     pi = greedy_policy(R)
     for _ in range(max_iter):
         V = policy_evaluation(mdp, pi, R)
-        Q = R + mdp.gamma * mdp.P @ V
+        Q = R + mdp.gamma * mdp.expected_next(V)
         # Improve only where strictly better, so ties cannot make it cycle.
         current = (pi * Q).sum(axis=1)
         better = Q.max(axis=1) > current + 1e-12
@@ -334,19 +420,19 @@ def soft_value_iteration(
         V = np.zeros((horizon + 1, S))
         pi = np.zeros((horizon, S, A))
         for t in reversed(range(horizon)):  # backward induction from V_T = 0
-            Q[t] = R + mdp.gamma * mdp.P @ V[t + 1]
+            Q[t] = R + mdp.gamma * mdp.expected_next(V[t + 1])
             V[t], pi[t] = _soft_backup(Q[t], alpha, log_prior, mdp.terminal)
         return SoftSolution(Q=Q, V=V, pi=pi)
     mdp._discounted("soft_value_iteration without a horizon")
     V = np.zeros(mdp.n_states)
     for _ in range(max_iter):
-        Q = R + mdp.gamma * mdp.P @ V
+        Q = R + mdp.gamma * mdp.expected_next(V)
         V_new, _ = _soft_backup(Q, alpha, log_prior, mdp.terminal)
         if np.max(np.abs(V_new - V)) < tol:
             V = V_new
             break
         V = V_new
-    Q = R + mdp.gamma * mdp.P @ V
+    Q = R + mdp.gamma * mdp.expected_next(V)
     V, pi = _soft_backup(Q, alpha, log_prior, mdp.terminal)
     return SoftSolution(Q=Q, V=V, pi=pi)
 
@@ -364,7 +450,7 @@ def state_distributions(mdp: TabularMDP, pi: np.ndarray, horizon: int) -> np.nda
     d[0] = mdp.rho0
     for t in range(horizon - 1):
         pi_t = pi[t] if pi.ndim == 3 else pi
-        d[t + 1] = d[t] @ np.einsum("sa,sat->st", pi_t, mdp.P)
+        d[t + 1] = mdp.next_distribution(d[t], pi_t)
     return d
 
 

@@ -210,7 +210,9 @@ def test_soft_value_iteration_tends_to_value_iteration(seed):
         assert np.all(gap >= -1e-8)
         assert np.all(gap <= alpha * np.log(mdp.n_actions) / (1 - mdp.gamma) + 1e-8)
         gaps.append(np.max(gap))
-    assert all(a > b for a, b in zip(gaps, gaps[1:])), gaps
+    # Strictly shrinking until the gap is below the solvers' own tolerance (tol=1e-10 moves V by
+    # gamma tol / (1 - gamma) ~ 1e-9): there both sit at rounding noise, and equal is as small.
+    assert all(a > b or b < 1e-9 for a, b in zip(gaps, gaps[1:])), gaps
     assert gaps[-1] < 0.001 * np.log(mdp.n_actions) / (1 - mdp.gamma)
 
 
@@ -585,3 +587,94 @@ def test_soft_value_iteration_gives_terminal_states_no_entropy_bonus():
             assert np.all(V[goal] == 0.0)
         gap = soft_value_iteration(mdp, alpha).V - V_star
         assert np.all(gap >= -1e-9) and np.all(gap <= alpha * np.log(4) / (1 - mdp.gamma) + 1e-9)
+
+
+# ----------------------------------------------------------------------------
+# The backups at the speed of the matrix product (issue 16): same numbers, span stopping rule
+# ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_expected_next_and_next_distribution_match_the_textbook_sums(seed):
+    mdp = random_mdp(seed, S=7, A=4)
+    rng = np.random.default_rng(seed)
+    V = rng.normal(size=7)
+    np.testing.assert_allclose(mdp.expected_next(V), np.einsum("sat,t->sa", mdp.P, V), atol=1e-12, rtol=0)
+    pi = random_policy(seed, 7, 4)
+    d = rng.dirichlet(np.ones(7), size=3)  # (X, S)
+    want = d @ np.einsum("sa,sat->st", pi, mdp.P)  # d P_pi
+    np.testing.assert_allclose(mdp.next_distribution(d, pi), want, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(mdp.next_distribution(d[0], pi), want[0], atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_value_iteration_equals_the_left_to_right_backup_to_1e12(seed):
+    """The reordered product changes rounding only: same V, Q and policy as the old loop."""
+    mdp = random_mdp(seed, S=9, A=3, gamma=0.95)
+    V = np.zeros(9)
+    for _ in range(100_000):  # the loop as it was written before issue 16
+        V_new = (mdp.R + mdp.gamma * mdp.P @ V).max(axis=1)
+        if np.max(np.abs(V_new - V)) < 1e-10:
+            V = V_new
+            break
+        V = V_new
+    V_vi, Q_vi, pi_vi = value_iteration(mdp)
+    np.testing.assert_allclose(V_vi, V, atol=1e-12, rtol=0)
+    np.testing.assert_allclose(Q_vi, mdp.R + mdp.gamma * mdp.P @ V, atol=1e-12, rtol=0)
+    np.testing.assert_array_equal(pi_vi, greedy_policy(mdp.R + mdp.gamma * mdp.P @ V))
+
+
+@pytest.mark.parametrize("gamma", [0.9, 0.99])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_span_stopping_rule_keeps_its_guarantee_and_stops_sooner(seed, gamma):
+    """sp(u) < tol: ||V - V*|| <= gamma tol / (2 (1 - gamma)) at the midpoint of MacQueen's bounds."""
+    mdp = random_mdp(seed, gamma=gamma)
+    V_star = brute_force_optimal_values(mdp)
+    tol = 1e-4
+    V, Q, pi = value_iteration(mdp, tol=tol, stop="span")
+    assert np.max(np.abs(V - V_star)) <= gamma * tol / (2 * (1 - gamma)) + 1e-12
+    np.testing.assert_allclose(Q, mdp.R + mdp.gamma * mdp.expected_next(V), atol=1e-9, rtol=0)
+    np.testing.assert_allclose(policy_evaluation(mdp, pi), V_star, atol=gamma * tol / (1 - gamma))
+    # Fewer backups: the span rule converges within a budget where the sup-norm rule does not.
+    budget = next(k for k in range(1, 10_000) if _span_converges(mdp, tol, k))
+    V_sup, _, _ = value_iteration(mdp, tol=tol, max_iter=budget)
+    assert np.max(np.abs(V_sup - V_star)) > np.max(np.abs(V - V_star))
+
+
+def _span_converges(mdp: TabularMDP, tol: float, k: int) -> bool:
+    V = np.zeros(mdp.n_states)
+    for _ in range(k):
+        V_new = (mdp.R + mdp.gamma * mdp.expected_next(V)).max(axis=1)
+        u, V = V_new - V, V_new
+        if u.max() - u.min() < tol:
+            return True
+    return False
+
+
+def test_value_iteration_rejects_an_unknown_stopping_rule():
+    with pytest.raises(ValueError, match="stop"):
+        value_iteration(random_mdp(0), stop="l2")
+
+
+def test_mdp_shares_a_frozen_transition_tensor_and_copies_everything_else():
+    mdp = random_mdp(2, horizon=5)
+    assert mdp.with_reward(mdp.R * 2).P is mdp.P  # replace() does not copy P again
+    assert mdp.without_reward().P is mdp.P
+    P = np.array(mdp.P)  # writable: copied
+    P.setflags(write=False)
+    view = np.array(mdp.P)
+    frozen_view = view[:]
+    frozen_view.setflags(write=False)  # read-only, but its base is writable: copied
+    for given in (P, frozen_view):
+        other = TabularMDP(P=given, R=mdp.R, rho0=mdp.rho0, gamma=mdp.gamma)
+        assert (other.P is given) == (given is P)
+        np.testing.assert_array_equal(other.P, mdp.P)
+    # A frozen P with a row off by 1e-7 is renormalised into a copy, not in place.
+    off = np.array(mdp.P)
+    off[0, 0] *= 1 + 1e-7
+    off.setflags(write=False)
+    fixed = TabularMDP(P=off, R=mdp.R, rho0=mdp.rho0, gamma=mdp.gamma)
+    assert fixed.P is not off and abs(fixed.P[0, 0].sum() - 1) < 1e-15 and off[0, 0].sum() > 1 + 5e-8
+    with pytest.raises(ValueError, match="P: entries must be finite"):
+        bad = np.array(mdp.P)
+        bad[1, 1, 1] = np.nan
+        TabularMDP(P=bad, R=mdp.R, rho0=mdp.rho0, gamma=mdp.gamma)
