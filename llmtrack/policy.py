@@ -22,6 +22,7 @@ are set to -inf, keeping generated contexts unambiguous.
 from __future__ import annotations
 
 import copy
+import inspect
 from abc import ABC, abstractmethod
 from contextlib import nullcontext
 
@@ -33,7 +34,8 @@ from minirl.data import TrajectoryBatch
 from minirl.policies import check_not_shared, sample_categorical
 from llmtrack.tokenizer import BOS, MASK, PAD, UNK
 
-__all__ = ["TokenPolicy", "LMPolicy", "frozen_reference", "check_not_shared", "attention_inputs", "FILLERS"]
+__all__ = ["TokenPolicy", "LMPolicy", "KVDecoder", "frozen_reference", "check_not_shared", "attention_inputs",
+           "FILLERS"]
 
 FILLERS = (PAD, MASK)
 _NEVER_EMIT = (PAD, BOS, MASK, UNK)
@@ -141,13 +143,21 @@ class LMPolicy(TokenPolicy):
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return nullcontext()
 
-    def _forward(self, ids: Tensor, hidden: bool = False):
+    @property
+    def max_positions(self) -> int:
+        config = self.model.config
+        return getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings")
+
+    def _check_ids(self, ids: Tensor) -> Tensor:
         ids = ids.to(self.device).long()
         if ids.numel() and (ids.min() < 0 or ids.max() >= self.n_actions):
             raise ValueError(f"obs: token ids must lie in [0, {self.n_actions})")
-        max_pos = getattr(self.model.config, "n_positions", None) or getattr(self.model.config, "max_position_embeddings")
-        if ids.shape[1] > max_pos:
-            raise ValueError(f"obs: context of {ids.shape[1]} tokens exceeds the model's {max_pos} positions")
+        if ids.shape[1] > self.max_positions:
+            raise ValueError(f"obs: context of {ids.shape[1]} tokens exceeds the model's {self.max_positions} positions")
+        return ids
+
+    def _forward(self, ids: Tensor, hidden: bool = False):
+        ids = self._check_ids(ids)
         attn, positions = attention_inputs(ids)
         with self._autocast():
             out = self.model(input_ids=ids, attention_mask=attn, position_ids=positions, output_hidden_states=hidden)
@@ -176,6 +186,65 @@ class LMPolicy(TokenPolicy):
         if not attn.any(-1).all():
             raise ValueError("obs: every context needs at least one real (non-filler) token")
         return torch.log_softmax(logits[torch.arange(len(last)), last], dim=-1).cpu()
+
+    def kv_decoder(self, obs: Tensor) -> "KVDecoder | None":
+        """A :class:`KVDecoder` over the contexts ``obs`` (N, L), or None where this policy's
+        ``sample`` is not the plain softmax of the LM (a subclass that reshapes the distribution
+        keeps the cache-less path, so ``generate`` never bypasses it)."""
+        if type(self).sample is not TokenPolicy.sample or type(self).next_token_log_probs is not LMPolicy.next_token_log_probs:
+            return None
+        return KVDecoder(self, obs)
+
+
+class KVDecoder:
+    """Next-token log-probs of N growing contexts, each new token one cached forward step.
+
+    The idea: the keys and values of every past position are kept (HuggingFace's ``DynamicCache``),
+    so step t runs the model on one new column instead of the whole (N, L + t) context. The
+    distribution is the one :meth:`LMPolicy.next_token_log_probs` gives for the full context, to
+    float rounding: the attention mask grows by one column per step (0 for a finished row's
+    [PAD]), and each new token's position id is its index among the real tokens, as
+    :func:`attention_inputs` counts them, so left-padded (and [MASK]-padded) prompts of different
+    lengths see the positions they would see alone, which matters for absolute-position models.
+
+    Shapes: ``log_probs()`` -> (N, V) on the CPU; ``append(tokens (N,), real (N,) bool)``.
+    """
+
+    def __init__(self, policy: LMPolicy, obs: Tensor) -> None:
+        self.policy = policy
+        model = policy.model
+        params = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"  # transformers >= 5.2x renamed it
+        ids = policy._check_ids(obs)  # (N, L)
+        attn, positions = attention_inputs(ids)
+        if not attn.any(-1).all():
+            raise ValueError("obs: every context needs at least one real (non-filler) token")
+        last = attn.shape[1] - 1 - attn.flip(-1).argmax(-1)  # last real token, (N,)
+        self.attn = attn  # (N, L), grows by one column per append
+        self._run(ids, positions, last, cache=None)
+
+    def _run(self, ids: Tensor, positions: Tensor, last: Tensor, cache) -> None:
+        with self.policy._autocast():
+            out = self.policy.model(input_ids=ids, attention_mask=self.attn, position_ids=positions,
+                                    use_cache=True, **{self._cache_arg: cache})
+        self.cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        logits = out.logits[torch.arange(len(last)), last].float()  # (N, V)
+        self._logits = logits.masked_fill(self.policy._never, float("-inf"))
+
+    def log_probs(self) -> Tensor:
+        """log pi(. | context) for the N current contexts, (N, V) on the CPU."""
+        return torch.log_softmax(self._logits, dim=-1).cpu()
+
+    def append(self, tokens: Tensor, real: Tensor) -> None:
+        """Extend every context by one token (N,); ``real`` False marks a filler (a finished row)."""
+        N = len(tokens)
+        if self.attn.shape[1] + 1 > self.policy.max_positions:
+            raise ValueError(f"obs: context of {self.attn.shape[1] + 1} tokens exceeds the model's "
+                             f"{self.policy.max_positions} positions")
+        tokens = tokens.to(self.policy.device).long().view(N, 1)  # (N, 1)
+        self.attn = torch.cat([self.attn, real.to(self.attn).view(N, 1)], dim=1)  # (N, L + 1)
+        positions = (self.attn.sum(-1, keepdim=True) - 1).clamp_min(0)  # (N, 1): index among real tokens
+        self._run(tokens, positions, torch.zeros(N, dtype=torch.long), self.cache)
 
 def frozen_reference(policy: LMPolicy) -> LMPolicy:
     """A frozen copy of ``policy`` (pi_ref for KL penalties and DPO): no gradients, eval mode."""

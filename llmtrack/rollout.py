@@ -1,10 +1,18 @@
 """Batched generation that returns minirl's TrajectoryBatch (the token layout of llmtrack.policy).
 
 ``generate`` steps all B prompts together: at step t every row's context (left-padded prompt
-plus its tokens so far) goes through ``policy.sample`` once. It needs nothing but ``sample``,
-so it drives an LM, a task's exact expert, or DAgger's expert/learner mixture alike, and it
-consumes the generator exactly as stepping B copies of :class:`llmtrack.mdp.TokenMDP` through
+plus its tokens so far) gives one next-token distribution, sampled by the one sampler every
+policy shares (``minirl.policies.sample_categorical``). It needs nothing but ``sample``, so it
+drives an LM, a task's exact expert, or DAgger's expert/learner mixture alike, and it consumes
+the generator exactly as stepping B copies of :class:`llmtrack.mdp.TokenMDP` through
 ``minirl.rollout.rollout`` does (a test checks the two agree token for token).
+
+Design: a policy that offers ``kv_decoder(prompts)`` (:class:`llmtrack.policy.LMPolicy`) is
+stepped through its KV cache: one forward pass over the prompts, then one new column per token,
+instead of re-running the whole context every step (Σ_t (P + t) positions against P + T). The
+distributions are the same to float rounding, so the tokens and the log-probs are those of
+``policy.sample`` on the full context, and those a fresh forward pass over the finished sequence
+gives (tests/test_llm_core.py). Other policies keep the plain loop.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ from typing import Sequence
 import torch
 
 from minirl.data import TrajectoryBatch
-from minirl.policies import Policy
+from minirl.policies import Policy, sample_categorical
 from llmtrack.tokenizer import EOS, PAD
 
 __all__ = ["generate", "left_pad"]
@@ -54,8 +62,13 @@ def generate(policy: Policy, prompts: Sequence[Sequence[int]] | torch.Tensor, ma
     mask = torch.zeros(B, max_new_tokens, dtype=torch.bool)
     alive = torch.ones(B, dtype=torch.bool)
     T = 0
+    start = getattr(policy, "kv_decoder", None)
+    decoder = start(ctx[:, :P]) if callable(start) else None
     for t in range(max_new_tokens):
-        actions, logp = policy.sample(ctx[:, : P + t], generator=generator, deterministic=deterministic)
+        if decoder is None:
+            actions, logp = policy.sample(ctx[:, : P + t], generator=generator, deterministic=deterministic)
+        else:  # what policy.sample gives on the full context, from the cache
+            actions, logp = sample_categorical(decoder.log_probs(), generator, deterministic)
         actions, logp = actions.cpu(), logp.cpu()
         ctx[alive, P + t] = actions[alive]
         log_probs[alive, t] = logp[alive].float()
@@ -64,6 +77,8 @@ def generate(policy: Policy, prompts: Sequence[Sequence[int]] | torch.Tensor, ma
         T = t + 1
         if not alive.any():
             break
+        if decoder is not None and t + 1 < max_new_tokens:
+            decoder.append(ctx[:, P + t], real=mask[:, t])  # a finished row's [PAD] is not attended to
     terminated = mask[:, :T] & (ctx[:, P: P + T] == eos_id)
     return TrajectoryBatch(obs=ctx[:, : P + T], actions=ctx[:, P: P + T].clone(), mask=mask[:, :T],
                            log_probs=log_probs[:, :T], terminated=terminated)

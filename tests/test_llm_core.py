@@ -145,6 +145,55 @@ def test_generate_agrees_with_stepping_the_token_mdp(tok, policy):
     assert torch.equal(fast.terminated, slow.terminated[:, : fast.horizon])
 
 
+class _NoCache:
+    """The same LM seen only through ``sample``: generate takes its cache-less path."""
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    def sample(self, obs, generator=None, deterministic=False):
+        return self.policy.sample(obs, generator=generator, deterministic=deterministic)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_kv_cached_generate_equals_the_full_context_and_a_fresh_forward_pass(tok, family):
+    """Left-padded prompts of 1, 3 and 5 tokens: cached and cache-less generation sample the same
+    tokens with the same log-probs, and one forward pass over the finished batch gives them again."""
+    policy = LMPolicy(build_model("nano", len(tok), family=family, seed=1), device="cpu")
+    prompts = [ids(tok, "The color of the sky"), ids(tok, "sky"), ids(tok, "the sky is")] * 4
+    assert policy.kv_decoder(left_pad(prompts)) is not None
+    for seed in range(3):
+        cached = generate(policy, prompts, 12, generator=torch.Generator().manual_seed(seed))
+        plain = generate(_NoCache(policy), prompts, 12, generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(cached.obs, plain.obs) and torch.equal(cached.mask, plain.mask)
+        assert torch.allclose(cached.log_probs, plain.log_probs, atol=1e-5)
+        assert torch.allclose(policy.log_prob(cached), cached.log_probs, atol=1e-5)
+        assert cached.mask[:, -1].sum() < len(prompts)  # some rows stopped at [EOS] before others
+    # A [MASK]-right-padded prompt tensor (the survey's layout) is cached the same way.
+    right = torch.full((2, 7), MASK)
+    right[0, :5], right[1, :1] = torch.tensor(prompts[0]), torch.tensor(prompts[1])
+    a = generate(policy, right, 6, generator=torch.Generator().manual_seed(0))
+    b = generate(_NoCache(policy), right, 6, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a.actions, b.actions) and torch.allclose(a.log_probs, b.log_probs, atol=1e-5)
+    greedy = generate(policy, prompts, 8, deterministic=True)
+    assert torch.equal(greedy.obs, generate(_NoCache(policy), prompts, 8, deterministic=True).obs)
+
+
+def test_kv_cached_generate_keeps_the_bad_input_errors(tok, policy):
+    with pytest.raises(ValueError, match="obs"):  # 60 prompt + 10 new tokens > the nano preset's 64 positions
+        generate(policy, [[5] * 60], 10, generator=torch.Generator().manual_seed(0), deterministic=True)
+    with pytest.raises(ValueError, match="obs"):
+        generate(policy, torch.full((1, 3), PAD), 2)
+
+    class Tempered(LMPolicy):  # a subclass that reshapes the distribution is never bypassed
+        def sample(self, obs, generator=None, deterministic=False):
+            return super().sample(obs, generator, deterministic=True)
+
+    tempered = Tempered(policy.model, device="cpu")
+    assert tempered.kv_decoder(left_pad([[5]])) is None
+    assert torch.equal(generate(tempered, [[5]], 5).actions, generate(policy, [[5]], 5, deterministic=True).actions)
+
+
 def test_bc_on_the_lm_is_sft_and_masks_the_prompt(tok, policy):
     """minirl's BC, unchanged, fits a response: the prompt tokens are never a target."""
     prompt, answer = ids(tok, "The color of the sky"), ids(tok, "is blue") + [EOS]
