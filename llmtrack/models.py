@@ -22,11 +22,12 @@ from pathlib import Path
 
 import torch
 
+from minirl import parallel
 from minirl.outputs import WRITTEN, check_output_dir, remove_stale_temporaries, temporary_sibling
-from llmtrack.tokenizer import BOS, EOS, PAD
+from llmtrack.tokenizer import BOS, EOS, MASK, PAD, UNK
 
-__all__ = ["PRESETS", "ModelPreset", "MODEL_MARK", "build_model", "check_checkpoint", "check_model_out", "load_model",
-           "model_folder_state", "save_model", "count_parameters", "resolve_device"]
+__all__ = ["PRESETS", "ModelPreset", "MODEL_MARK", "build_model", "check_checkpoint", "check_checkpoint_tokenizer",
+           "check_model_out", "load_model", "model_folder_state", "save_model", "count_parameters", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,52 @@ def check_checkpoint(path: str | os.PathLike, field: str = "path"):
     return config
 
 
+_LAYOUT = {"pad_token_id": PAD, "bos_token_id": BOS, "eos_token_id": EOS, "mask_token_id": MASK, "unk_token_id": UNK}
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "tokenizer.model")
+
+
+def check_checkpoint_tokenizer(path: str | os.PathLike, field: str = "checkpoint", vocab_size: int | None = None):
+    """Refuse, before any training, a checkpoint whose tokenizer the token MDP cannot use; returns the tokenizer.
+
+    Every check is a ValueError naming ``field`` and the tokenizer's attribute:
+      * the tokenizer must be in the folder (the model's ids mean nothing without it);
+      * pad and EOS must be different tokens: where they are equal, the loss masks every [PAD] and
+        with it the model's own stop token, and a model trained so never learns to stop;
+      * its special tokens must sit at llmtrack's ids (PAD 0, BOS 1, EOS 2, MASK 3, UNK 4): the policy
+        never emits fillers, the attention mask skips [PAD]/[MASK] and generation stops at id 2, so
+        another layout would be read as different tokens (re-map the checkpoint's embeddings first);
+      * its vocabulary must fit the model's (``config.vocab_size``) and, when given, ``vocab_size``
+        (a task's, or the other model's of a policy/reference or teacher/student pair).
+    """
+    from transformers import AutoTokenizer
+
+    config = check_checkpoint(path, field)
+    path = Path(path).expanduser()
+    if not any((path / name).is_file() for name in _TOKENIZER_FILES):
+        raise ValueError(f"{field}: {str(path)!r} holds a model but no tokenizer ({' / '.join(_TOKENIZER_FILES)}); "
+                         "save the tokenizer beside it (save_model(model, path, tokenizer=...))")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except Exception as err:  # OSError, ValueError, a tokenizers parse error ...
+        raise ValueError(f"{field}: {str(path)!r} has an unreadable tokenizer ({err})") from err
+    pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
+    if pad is not None and pad == eos:
+        raise ValueError(f"{field}: the tokenizer's pad_token_id equals its eos_token_id ({pad}); a model trained "
+                         "with pad = EOS masks its own stop token and never learns to stop: give it its own [PAD]")
+    for name, want in _LAYOUT.items():
+        got = getattr(tokenizer, name, None)
+        if got != want:
+            raise ValueError(f"{field}: the tokenizer's {name} is {got}, llmtrack's token layout needs {want} "
+                             f"(PAD 0, BOS 1, EOS 2, MASK 3, UNK 4); re-map the checkpoint's special tokens")
+    model_vocab = int(getattr(config, "vocab_size", 0) or 0)
+    if len(tokenizer) > model_vocab:
+        raise ValueError(f"{field}: the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
+                         f"{model_vocab}: ids past {model_vocab - 1} have no embedding")
+    if vocab_size is not None and model_vocab != vocab_size:
+        raise ValueError(f"{field}: the model's vocab_size is {model_vocab}, the other side needs {vocab_size}")
+    return tokenizer
+
+
 def load_model(path: str | os.PathLike, field: str = "path"):
     """Load a causal LM from a local checkpoint directory (no hub access); bad folders are refused
     by :func:`check_checkpoint` with a ValueError naming ``field``."""
@@ -198,9 +245,20 @@ def save_model(model, path: str | os.PathLike, tokenizer=None, force: bool = Fal
         interruption leaves one complete model, repaired by the next save);
       * ``path`` is anything else: refused unless ``force``, which moves the model's files in one by one
         beside what is there (:func:`check_model_out`).
+    Under ``accelerate launch`` only the main process writes; the others wait until it has.
     """
     path = Path(path).expanduser()
     check_model_out(path, force=force)
+    if not parallel.is_main_process():  # under accelerate launch only the main process writes
+        parallel.barrier()
+        return path
+    try:
+        return _save_model(model, path, tokenizer, extra_files)
+    finally:
+        parallel.barrier()  # the others return once the checkpoint is complete
+
+
+def _save_model(model, path: Path, tokenizer, extra_files: dict[str, str] | None) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     _repair(path)
     tmp = temporary_sibling(path, directory=True)

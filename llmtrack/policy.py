@@ -34,8 +34,8 @@ from minirl.data import TrajectoryBatch
 from minirl.policies import check_not_shared, sample_categorical
 from llmtrack.tokenizer import BOS, MASK, PAD, UNK
 
-__all__ = ["TokenPolicy", "LMPolicy", "KVDecoder", "frozen_reference", "check_not_shared", "attention_inputs",
-           "FILLERS"]
+__all__ = ["TokenPolicy", "LMPolicy", "KVDecoder", "frozen_reference", "check_not_shared", "check_same_vocabulary",
+           "attention_inputs", "FILLERS"]
 
 FILLERS = (PAD, MASK)
 _NEVER_EMIT = (PAD, BOS, MASK, UNK)
@@ -115,6 +115,11 @@ class LMPolicy(TokenPolicy):
         if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab <= max(_NEVER_EMIT):
             raise ValueError(f"model: must be a HuggingFace causal LM whose config.vocab_size covers llmtrack's "
                              f"special tokens (> {max(_NEVER_EMIT)}), got {vocab!r}")
+        # Left-padded prompts shift every real token right by its row's padding: an absolute-position
+        # model (GPT-2) reads the wrong positions unless it is told them, so it must accept position_ids.
+        if "position_ids" not in inspect.signature(model.forward).parameters:
+            raise ValueError(f"model: {type(model).__name__}.forward takes no position_ids, so left-padded "
+                             "prompts would shift its positions; llmtrack needs a causal LM that accepts them")
         # Eval mode for good: dropout would give the same token different log-probs at
         # sampling and training time (this adapter never needs it; presets have none).
         self.model = model.to(self.device).eval()
@@ -245,6 +250,14 @@ class KVDecoder:
         self.attn = torch.cat([self.attn, real.to(self.attn).view(N, 1)], dim=1)  # (N, L + 1)
         positions = (self.attn.sum(-1, keepdim=True) - 1).clamp_min(0)  # (N, 1): index among real tokens
         self._run(tokens, positions, torch.zeros(N, dtype=torch.long), self.cache)
+
+def check_same_vocabulary(policy: TokenPolicy, other: TokenPolicy, field: str = "reference") -> None:
+    """Refuse a pair over different vocabularies (policy / reference, student / teacher): their
+    log-probs would be compared token id by token id. A ValueError naming ``field``."""
+    if policy.n_actions != other.n_actions:
+        raise ValueError(f"{field}: has a vocabulary of {other.n_actions} tokens, the policy {policy.n_actions}; "
+                         "a KL or a distillation loss compares them id by id, so they must share the tokenizer")
+
 
 def frozen_reference(policy: LMPolicy) -> LMPolicy:
     """A frozen copy of ``policy`` (pi_ref for KL penalties and DPO): no gradients, eval mode."""
