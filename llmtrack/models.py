@@ -52,8 +52,13 @@ PRESETS: dict[str, ModelPreset] = {
 FAMILIES = ("gpt2", "llama")
 
 
-def build_model(preset: str = "nano", vocab_size: int = 64, family: str = "gpt2", seed: int = 0):
-    """A randomly initialised causal LM of the given preset and family (deterministic in ``seed``)."""
+def build_model(preset: str = "nano", vocab_size: int = 64, family: str = "gpt2", seed: int = 0,
+                max_positions: int | None = None):
+    """A randomly initialised causal LM of the given preset and family (deterministic in ``seed``).
+
+    ``max_positions`` overrides the preset's context length (e.g. to generate 256 tokens with ``base``);
+    None keeps it, and with it the weights a seed gives.
+    """
     from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
     if preset not in PRESETS:
@@ -63,6 +68,10 @@ def build_model(preset: str = "nano", vocab_size: int = 64, family: str = "gpt2"
     if vocab_size < 6:
         raise ValueError(f"vocab_size: must be >= 6 (5 special tokens and a word), got {vocab_size}")
     p = PRESETS[preset]
+    if max_positions is not None:
+        from minirl.checks import check_int
+
+        p = ModelPreset(p.d_model, p.n_layers, p.n_heads, check_int(max_positions, "max_positions", 1))
     special = dict(bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD)
     if family == "gpt2":
         config = GPT2Config(vocab_size=vocab_size, n_positions=p.max_positions, n_embd=p.d_model,

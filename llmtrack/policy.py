@@ -229,12 +229,13 @@ class KVDecoder:
         self._run(ids, positions, last, cache=None)
 
     def _run(self, ids: Tensor, positions: Tensor, last: Tensor, cache) -> None:
-        with self.policy._autocast():
+        with torch.inference_mode(), self.policy._autocast():  # the cache never meets autograd
             out = self.policy.model(input_ids=ids, attention_mask=self.attn, position_ids=positions,
-                                    use_cache=True, **{self._cache_arg: cache})
+                                    use_cache=True, logits_to_keep=1 if cache is not None else 0,
+                                    **{self._cache_arg: cache})
         self.cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
         logits = out.logits[torch.arange(len(last)), last].float()  # (N, V)
-        self._logits = logits.masked_fill(self.policy._never, float("-inf"))
+        self._logits = logits.masked_fill(self.policy._never, float("-inf")).clone()  # a normal tensor again
 
     def log_probs(self) -> Tensor:
         """log pi(. | context) for the N current contexts, (N, V) on the CPU."""
