@@ -2,6 +2,9 @@
 
     llmtrack sft --task {markov,sort} [--size nano|small|base] [--algo bc|dagger] [--seed N]
                  [--family gpt2|llama] [--checkpoint DIR] [--out DIR] [--device D] [--threads N] [--json]
+    llmtrack distill --task {markov,sort} [--method sft|kd|dagger|gkd|rkl] [--beta B] [--lmbda L] [--labelled N]
+                     [--size S] [--family F] [--seed N] [--json]
+    llmtrack demo kl-estimators [--json]
     llmtrack demo exposure-bias [--size S] [--family F] [--seed N] [--out DIR] [--json]
     llmtrack demo reward-noise [--seeds K] [--fast] [--out DIR] [--json]
     llmtrack demo classification-vs-bt [--seeds K] [--fast] [--out DIR] [--json]
@@ -44,6 +47,39 @@ def _sft(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     if not args.json:
         print(result.table())
     return result.summary()
+
+
+def _distill_config(args: argparse.Namespace) -> Any:
+    from llmtrack.pipelines.distillation import DistillRunConfig
+
+    return DistillRunConfig(task=args.task, method=args.method, beta=args.beta, lmbda=args.lmbda,
+                            labelled=args.labelled, size=args.size, family=args.family, seed=args.seed,
+                            progress=progress_wanted())
+
+
+def _distill(config: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from llmtrack.pipelines.distillation import run_distill
+
+    result = run_distill(config)
+    if not args.json:
+        for key, value in result.items():
+            print(f"{key}: {value}")
+    return result
+
+
+def _kl_estimators_config(args: argparse.Namespace) -> Any:
+    from llmtrack.experiments.kl_estimators import KLEstimatorConfig
+
+    return KLEstimatorConfig()
+
+
+def _kl_estimators(config: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from llmtrack.experiments.kl_estimators import kl_estimators_table, run_kl_estimators
+
+    result = run_kl_estimators(config)
+    if not args.json:
+        print(kl_estimators_table(result))
+    return result
 
 
 def _exposure_bias_config(args: argparse.Namespace) -> Any:
@@ -230,8 +266,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true",
                    help="print one JSON object (standard JSON: NaN as null) instead of the report")
     p.set_defaults(configure=_sft_config, run=_sft)
+    p = commands.add_parser("distill", help="distil the task's exact teacher: sft | kd | dagger | gkd | rkl",
+                            description="Distil the task's exact teacher (markov: pi*_beta; sort: the sorting expert) "
+                                        "into the cached base model with N labelled sequences, and score it by the "
+                                        "sequence-level forward and reverse KL to the teacher and the gold reward.")
+    p.add_argument("--task", required=True, help="markov | sort")
+    p.add_argument("--method", default="gkd", help="sft (hard labels) | kd (soft labels, teacher samples) | dagger "
+                                                   "(hard labels, own samples) | gkd (JSD(beta), lambda on-policy) | "
+                                                   "rkl (sampled-token reverse KL as a PPO reward); default gkd")
+    p.add_argument("--beta", type=number_option(0.0, 1.0), default=0.5,
+                   help="GKD's JSD(beta), 0..1: 0 forward KL, 1 reverse KL (default 0.5; gkd only)")
+    p.add_argument("--lmbda", type=number_option(0.0, 1.0), default=1.0,
+                   help="GKD's on-policy fraction, 0..1 (default 1; gkd only)")
+    p.add_argument("--labelled", type=count_option(1, 100_000), default=None,
+                   help="N, sequences the teacher labels, 1..100000 (default: markov 1000, sort 200)")
+    p.add_argument("--size", default="nano", help="model size preset: nano | small | base (default nano)")
+    p.add_argument("--family", default="gpt2", help="gpt2 | llama (default gpt2)")
+    p.add_argument("--seed", type=seed_option, default=0, help="seed, 0..2**32-1 (default 0)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object (standard JSON: NaN and infinities as null) instead of the report")
+    p.set_defaults(configure=_distill_config, run=_distill)
     demo = commands.add_parser("demo", help="run a named experiment")
     demos = demo.add_subparsers(dest="demo", required=True)
+    d = demos.add_parser("kl-estimators", help="k1, k2, k3 in the reward or in the loss: exact bias, variance and "
+                                               "gradient against grad KL, by enumeration (no figure)")
+    d.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    d.set_defaults(configure=_kl_estimators_config, run=_kl_estimators)
     d = demos.add_parser("exposure-bias", help="SFT vs on-policy distillation at equal labelled data (sort, markov)")
     d.add_argument("--size", default="nano", help="model size preset (default nano)")
     d.add_argument("--family", default="gpt2", help="gpt2 | llama (default gpt2)")
@@ -287,6 +347,10 @@ def _prepare(args: argparse.Namespace) -> tuple[Any, argparse.Namespace]:
         from llmtrack.pipelines.recipe import check_outputs
 
         check_outputs(config)
+    elif args.command == "distill":
+        check_output_dir(cache_root(), "LLMTRACK_CACHE")  # the base model's cache; nothing else is written
+    elif args.command == "demo" and args.demo not in FIGURES:
+        pass  # a table only: nothing is written
     else:
         args.figure = _figure_path(args)
         check_output_dir(cache_root(), "LLMTRACK_CACHE")

@@ -15,6 +15,9 @@ and, for scores r and a reference g (a reward model against a gold reward) of th
 
 (docs/equations.md §5: Bradley-Terry identifies r only up to a shift per prompt, hence "within group").
 
+and the three per-token estimators of KL(pi || pi_ref) from one sampled token, with log r = log pi_ref - log pi
+(:func:`kl_estimate`, docs/equations.md §11): k1 = -log r, k2 = (log r)^2 / 2, k3 = (r - 1) - log r.
+
 where log p(y) is a whole trajectory's log-probability, sum_t log pi(a_t | s_t) over its real steps
 (:func:`sequence_log_prob`, float64). The KL estimate has one rule a naive mean gets wrong: if q gives
 a sampled trajectory probability 0 (a deterministic expert, a sparse language), KL(p || q) is +inf --
@@ -33,7 +36,7 @@ from torch import Tensor
 from minirl.data import TrajectoryBatch
 from minirl.policies import Policy
 
-__all__ = ["KLEstimate", "mean_se", "ratio_se", "sequence_log_prob", "monte_carlo_kl", "pair_accuracy", "correlation",
+__all__ = ["KL_ESTIMATORS", "kl_estimate", "KLEstimate", "mean_se", "ratio_se", "sequence_log_prob", "monte_carlo_kl", "pair_accuracy", "correlation",
            "within_group_slope"]
 
 
@@ -80,6 +83,26 @@ def monte_carlo_kl(logp_sampler: Tensor, logp_other: Tensor) -> KLEstimate:
     value, se = mean_se(logp_sampler - logp_other)
     return KLEstimate(value, se, 0.0, len(off))
     # END SOLUTION
+
+
+KL_ESTIMATORS = ("k1", "k2", "k3")
+"""The per-token estimators of KL(pi || pi_ref) (docs/equations.md §11)."""
+
+
+def kl_estimate(log_ratio: Tensor, estimator: str = "k1") -> Tensor:
+    """k(r) elementwise for log r = log pi_ref(a|s) - log pi(a|s) of tokens a ~ pi (docs/equations.md §11).
+
+    k1 = -log r (unbiased, any sign), k2 = (log r)^2 / 2 (biased, >= 0), k3 = (r - 1) - log r (unbiased,
+    >= 0). Note the sign: with r = pi_ref / pi, k1 is log pi - log pi_ref, the usual per-token penalty.
+    Differentiable in ``log_ratio`` (what putting the estimator in the loss differentiates).
+    """
+    if estimator not in KL_ESTIMATORS:
+        raise ValueError(f"estimator: unknown KL estimator {estimator!r}; valid: {list(KL_ESTIMATORS)}")
+    if estimator == "k1":
+        return -log_ratio
+    if estimator == "k2":
+        return 0.5 * log_ratio**2
+    return torch.expm1(log_ratio) - log_ratio
 
 
 def pair_accuracy(score_chosen: Tensor, score_rejected: Tensor, gold_chosen: Tensor, gold_rejected: Tensor) -> float:

@@ -55,9 +55,22 @@ Collector = Callable[[Policy, int, int], TrajectoryBatch]
 
 
 def _plogp_ratio(logp: Tensor, logq: Tensor) -> Tensor:
-    """sum_a p(a) (log p(a) - log q(a)) over the last axis, with 0 log 0 = 0 (and +inf where q = 0 < p)."""
-    terms = logp.exp() * (logp - logq)
-    return torch.where(logp == -math.inf, torch.zeros_like(terms), terms).sum(-1)
+    """sum_a p(a) (log p(a) - log q(a)) over the last axis, with 0 log 0 = 0 (and +inf where q = 0 < p).
+
+    Where p = 0 both inputs are replaced by 0 *before* the arithmetic, so that no -inf - (-inf) = NaN is
+    formed: a NaN masked out by ``torch.where`` in the forward pass still poisons the backward pass.
+    """
+    zero = logp == -math.inf
+    logp, logq = torch.where(zero, 0.0, logp), torch.where(zero, 0.0, logq)
+    return torch.where(zero, 0.0, logp.exp() * (logp - logq)).sum(-1)
+
+
+def _on_support(teacher_logp: Tensor, student_logp: Tensor) -> tuple[Tensor, Tensor]:
+    """Both log-probabilities with -1e4 (e^-1e4 = 0 in floating point) in place of -inf where *both* are -inf
+    (actions neither can take, e.g. a language model's never-emitted special tokens): they add nothing, and
+    a log-sum-exp of two -inf has a NaN gradient."""
+    both = (teacher_logp == -math.inf) & (student_logp == -math.inf)
+    return torch.where(both, -1e4, teacher_logp), torch.where(both, -1e4, student_logp)
 
 
 def forward_kl(teacher_logp: Tensor, student_logp: Tensor) -> Tensor:
@@ -79,6 +92,7 @@ def generalised_jsd(teacher_logp: Tensor, student_logp: Tensor, beta: float) -> 
     beta = check_probability(beta, "beta")
     if beta in (0.0, 1.0):
         return torch.zeros(teacher_logp.shape[:-1], dtype=teacher_logp.dtype)
+    teacher_logp, student_logp = _on_support(teacher_logp, student_logp)
     log_m = torch.logaddexp(teacher_logp + math.log(beta), student_logp + math.log(1 - beta))  # (..., A)
     return beta * _plogp_ratio(teacher_logp, log_m) + (1 - beta) * _plogp_ratio(student_logp, log_m)
 
@@ -101,8 +115,9 @@ def gkd_loss(student: Policy, teacher: object, batch: TrajectoryBatch, beta: flo
     if teacher_logp.shape != student_logp.shape:
         raise ValueError(f"teacher: gives {teacher_logp.shape[-1]} actions per state, the student "
                          f"{student_logp.shape[-1]}; both must act over the same vocabulary")
-    d = gkd_divergence(teacher_logp.to(student_logp.device), student_logp, beta)  # (B, T)
-    return batch.masked_mean(torch.where(batch.mask.to(d.device), d, torch.zeros_like(d)))
+    mask = batch.mask.to(student_logp.device)  # real steps only: padding may be +inf, and inf * 0 = NaN
+    d = gkd_divergence(teacher_logp.to(student_logp.device)[mask], student_logp[mask], beta)  # (N_real,)
+    return d.mean() if len(d) else student_logp.sum() * 0.0
 
 
 def soft_bc_loss(student: Policy, teacher: object, batch: TrajectoryBatch) -> Tensor:

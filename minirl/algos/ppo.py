@@ -207,10 +207,12 @@ class PPO:
     and value function, so a shared trunk is fine.
     """
 
-    def __init__(self, policy: Policy, value_fn: ValueFunction | None, config: PPOConfig = PPOConfig()):
+    def __init__(self, policy: Policy, value_fn: ValueFunction | None, config: PPOConfig = PPOConfig(),
+                 regularizer: Callable[[TrajectoryBatch, Tensor, Tensor], Tensor] | None = None):
         if value_fn is None and config.advantage == "gae":
             raise ValueError("value_fn: GAE needs a value function (or choose a Monte-Carlo PPOConfig.advantage)")
         self.policy, self.value_fn, self.config = policy, value_fn, config
+        self.regularizer = regularizer  # f(minibatch, log pi, log pi_old) -> a loss term, e.g. kl_penalty.KLLoss
         params = {id(p): p for module in (policy, value_fn) if module is not None
                   for p in module.parameters() if p.requires_grad}  # type: ignore[attr-defined]
         if not params:
@@ -280,9 +282,11 @@ class PPO:
                 mb, d = rows[index], {k: v[index] for k, v in per_step.items()}
                 adv = _masked_standardise(d["adv"], mb.mask) if cfg.normalize_advantages else d["adv"]
                 values = self.value_fn.values(mb) if fit_value else d["v"]
-                loss, stats = ppo_loss(self.policy.log_prob(mb), d["logp"], adv, values, d["v"], d["ret"],
-                                       self.policy.entropy(mb), mb.mask, cfg.clip_eps, cfg.clip_value,
-                                       cfg.vf_coef if fit_value else 0.0, cfg.ent_coef)  # docs/equations.md §6
+                logp = self.policy.log_prob(mb)
+                loss, stats = ppo_loss(logp, d["logp"], adv, values, d["v"], d["ret"], self.policy.entropy(mb),
+                                       mb.mask, cfg.clip_eps, cfg.clip_value, cfg.vf_coef if fit_value else 0.0,
+                                       cfg.ent_coef)  # docs/equations.md §6; + a KL in the loss, §11
+                loss = loss if self.regularizer is None else loss + self.regularizer(mb, logp, d["logp"])
                 self.optimizer.zero_grad()
                 loss.backward()
                 if cfg.max_grad_norm is not None:

@@ -1,0 +1,124 @@
+"""The distillation lab: sft, kd, dagger, gkd (a beta x lambda grid) and rkl over seeds (docs/equations.md §10).
+
+Every run is one :func:`llmtrack.pipelines.distillation.run_distill` (the ``llmtrack distill`` command) at
+equal labelled sequences N; seed k uses base model k, data k, training k, and the same evaluation prompts.
+The summary per (task, N, method, beta, lambda) is the mean +- standard error over seeds of the exact-teacher
+scores (forward and reverse KL of whole responses, gold reward; on sort mistakes_after_first and slip rate),
+and the fraction of seeds on which the method beats SFT of the same seed (lower forward KL on markov; higher
+expert accuracy on sort). Results and commands: docs/results/distillation.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from minirl.checks import check_seed_list
+from minirl.estimators import mean_se
+from llmtrack.pipelines.distillation import DistillRunConfig, run_distill
+
+__all__ = ["LabConfig", "lab_runs", "run_distillation_lab", "summarize_lab", "lab_table"]
+
+GRID = tuple((b, l) for b in (0.0, 0.5, 1.0) for l in (0.0, 0.5, 1.0))
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """Which runs: the task, the budgets N, the seeds, and whether the full GKD grid runs at every N."""
+
+    task: str = "markov"
+    labelled: tuple[int, ...] = (200, 1000)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    full_grid_at: tuple[int, ...] = (1000,)
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        check_seed_list(self.seeds, "seeds", distinct=True)
+        for n in self.labelled:
+            DistillRunConfig(task=self.task, labelled=n)  # validates task and N
+
+
+def lab_runs(config: LabConfig) -> list[DistillRunConfig]:
+    """Every run of the lab, in order (sort skips what its deterministic teacher refuses: beta = 1, rkl)."""
+    runs = []
+    for n in config.labelled:
+        grid = GRID if n in config.full_grid_at else ((0.5, 1.0),)
+        methods: list[tuple[str, float, float]] = [("sft", 0.5, 1.0), ("kd", 0.5, 1.0), ("dagger", 0.5, 1.0)]
+        methods += [("gkd", b, l) for b, l in grid]
+        methods.append(("rkl", 0.5, 1.0))
+        for method, beta, lmbda in methods:
+            if config.task == "sort" and (method == "rkl" or (method == "gkd" and beta == 1.0)):
+                continue
+            for seed in config.seeds:
+                runs.append(DistillRunConfig(task=config.task, method=method, beta=beta, lmbda=lmbda, labelled=n,
+                                             seed=seed))
+    return runs
+
+
+def run_distillation_lab(config: LabConfig) -> list[dict[str, Any]]:
+    """Run every run of the lab; one row (``run_distill``'s dict) each."""
+    return [run_distill(run) for run in tqdm(lab_runs(config), desc="distillation lab", disable=not config.progress)]
+
+
+def summarize_lab(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Mean +- se over seeds per (task, N, method, beta, lambda), and the fraction of seeds beating SFT."""
+    import torch
+
+    sft = {(r["task"], r["labelled"], r["seed"]): r for r in rows if r["method"] == "sft"}
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["task"], r["labelled"], r["method"], r["beta"], r["lmbda"]), []).append(r)
+    out = []
+    for (task, n, method, beta, lmbda), rs in groups.items():
+        entry: dict[str, Any] = {"task": task, "labelled": n, "method": method, "beta": beta, "lmbda": lmbda,
+                                 "seeds": len(rs), "teacher_queries": sum(r["teacher_queries"] for r in rs) / len(rs)}
+        for key in ("forward_kl", "reverse_kl", "gold_reward", "expert_accuracy", "mistakes_after_first", "slip_rate"):
+            values = [r[key] for r in rs if r.get(key) is not None]
+            if values:
+                entry[key], entry[f"{key}_se"] = mean_se(torch.tensor(values, dtype=torch.float64))
+        key, better = ("forward_kl", -1) if task == "markov" else ("expert_accuracy", 1)
+        wins = [better * (r[key] - sft[(task, n, r["seed"])][key]) > 0 for r in rs
+                if (task, n, r["seed"]) in sft and r.get(key) is not None]
+        entry["beats_sft"] = sum(wins) / len(wins) if wins else math.nan
+        out.append(entry)
+    return out
+
+
+def lab_table(summary: list[dict[str, Any]]) -> str:
+    """A markdown table of the summary."""
+    def fmt(e: dict[str, Any], key: str) -> str:
+        return f"{e[key]:.3f} ± {e[key + '_se']:.3f}" if key in e else "–"
+
+    lines = ["| N | method | beta | lambda | forward KL | reverse KL | gold reward | expert acc. | mistakes after first "
+             "| slip rate | beats SFT | teacher queries |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for e in summary:
+        b = "" if e["beta"] is None else f"{e['beta']:g}"
+        lam = "" if e["lmbda"] is None else f"{e['lmbda']:g}"
+        lines.append(f"| {e['labelled']} | {e['method']} | {b} | {lam} | {fmt(e, 'forward_kl')} | {fmt(e, 'reverse_kl')} | "
+                     f"{fmt(e, 'gold_reward')} | {fmt(e, 'expert_accuracy')} | {fmt(e, 'mistakes_after_first')} | "
+                     f"{fmt(e, 'slip_rate')} | {e['beats_sft']:.0%} | {e['teacher_queries']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m llmtrack.experiments.distillation --task markov`` : the lab's JSON rows on stdout."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="markov")
+    parser.add_argument("--labelled", type=int, nargs="+", default=[200, 1000])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--full-grid-at", type=int, nargs="*", default=[1000])
+    args = parser.parse_args(argv)
+    config = LabConfig(task=args.task, labelled=tuple(args.labelled), seeds=tuple(range(args.seeds)),
+                       full_grid_at=tuple(args.full_grid_at), progress=sys.stderr.isatty())
+    print(json.dumps(run_distillation_lab(config)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

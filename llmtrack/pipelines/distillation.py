@@ -1,0 +1,236 @@
+"""The ``llmtrack distill`` run: five ways to distil a task's exact teacher into a tiny LM (docs/equations.md §3, §10).
+
+    sft     BC on N teacher samples, hard labels                     minirl.algos.bc.train_bc
+    kd      soft labels on N teacher samples (off-policy KD)         minirl.algos.distillation.train_gkd, lambda = 0, beta = 0
+    dagger  hard sampled labels on the student's own generations     minirl.algos.dagger.train_dagger (student roll-in)
+    gkd     JSD(beta) with distribution labels, a share lambda of     minirl.algos.distillation.train_gkd
+            each round's sequences the student's own
+    rkl     sampled-token reverse KL as a per-token reward           minirl.algos.ppo.PPO + distillation.ReverseKLReward
+
+The teacher is the task's exact expert: on markov pi*_beta = ``MarkovTask.optimal_policy(beta)`` (full
+support), on sort the deterministic "sort what remains" expert. The student is the cached base model
+(:class:`llmtrack.pipelines.base.BaseModel`). Budgets are equal in **labelled sequences** N: every method
+has the teacher label N sequences (sft / kd: N teacher samples; dagger / gkd: N sequences over ``rounds``
+rounds; rkl: N student samples scored by the teacher). ``teacher_queries`` counts the sequences the
+teacher was actually asked about, repeats included (distribution labels are re-read at every minibatch,
+hard labels are stored once), so the two budgets can be told apart. Updates: sft, kd, dagger and gkd
+take ``updates`` Adam steps in all; rkl takes N / ``rl_batch`` PPO batches of 2 epochs x 2 minibatches.
+
+On sort the teacher gives probability 0 to every wrong token, so the reverse KL (beta = 1, rkl) is +inf
+on any student sample: refused as bad input, before any work.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from minirl.algos.bc import BCConfig, train_bc
+from minirl.algos.dagger import DAggerConfig, train_dagger
+from minirl.algos.distillation import GKDConfig, ReverseKLReward, train_gkd
+from minirl.algos.ppo import PPO, PPOConfig
+from minirl.checks import check_int, check_probability, check_seed
+from minirl.data import TrajectoryBatch
+from minirl.rollout import with_reward
+from llmtrack.pipelines.base import BaseModel
+from llmtrack.pipelines.evaluate import EvalConfig, evaluate
+from llmtrack.pipelines.imitation import SampledExpert, task_collector
+from llmtrack.pipelines.recipe import SFTRunConfig, make_pipeline_task
+from llmtrack.models import FAMILIES, PRESETS
+
+__all__ = ["METHODS", "DistillRunConfig", "CountingTeacher", "run_distill"]
+
+METHODS = ("sft", "kd", "dagger", "gkd", "rkl")
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "markov": dict(labelled=1000, updates=300, lr=3e-4, n_eval=1000),
+    "sort": dict(labelled=200, updates=600, lr=1e-3, n_eval=1000),
+}
+"""Per-task defaults of the fields left None."""
+
+
+@dataclass(frozen=True)
+class DistillRunConfig:
+    """One ``llmtrack distill`` run; every field checked on construction (before any work)."""
+
+    task: str = "markov"
+    """"markov" (teacher pi*_beta, full support) or "sort" (deterministic teacher)."""
+    method: str = "gkd"
+    """One of ``METHODS`` (module docstring)."""
+    beta: float = 0.5
+    """GKD's JSD(beta): 0 = forward KL, 1 = reverse KL (gkd only; kd is beta = 0)."""
+    lmbda: float = 1.0
+    """GKD's on-policy fraction (gkd only; kd is lambda = 0)."""
+    labelled: int | None = None
+    """N, sequences the teacher labels (None: the task's default in ``DEFAULTS``)."""
+    size: str = "nano"
+    """Student (and base model) size preset."""
+    family: str = "gpt2"
+    """Model family."""
+    seed: int = 0
+    """Seeds the base model, the data, the roll-outs and the minibatches (evaluation prompts stay fixed)."""
+    rounds: int = 4
+    """Rounds of dagger and gkd (N / rounds sequences each)."""
+    updates: int | None = None
+    """Adam steps in all for sft, kd, dagger, gkd (None: task default)."""
+    batch_size: int = 64
+    """Sequences per minibatch."""
+    lr: float | None = None
+    """Adam learning rate (None: task default)."""
+    rl_batch: int = 50
+    """Sequences per PPO batch (rkl)."""
+    n_eval: int | None = None
+    """Own generations and teacher samples per evaluation (None: task default)."""
+    progress: bool = False
+    """Progress bars (stderr)."""
+
+    def __post_init__(self) -> None:
+        for name, valid in (("task", DEFAULTS), ("method", METHODS), ("size", PRESETS), ("family", FAMILIES)):
+            value = getattr(self, name)
+            if not isinstance(value, str) or value not in valid:
+                raise ValueError(f"{name}: must be one of {sorted(valid)}, got {value!r}")
+        check_probability(self.beta, "beta")
+        check_probability(self.lmbda, "lmbda")
+        for name, value in DEFAULTS[self.task].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        check_int(self.labelled, "labelled", 1, 100_000)
+        check_int(self.rounds, "rounds", 1, 100)
+        check_int(self.updates, "updates", 1, 100_000)
+        check_int(self.batch_size, "batch_size", 1)
+        check_int(self.rl_batch, "rl_batch", 2)
+        check_int(self.n_eval, "n_eval", 2)
+        check_seed(self.seed)
+        if self.labelled < self.rounds and self.method in ("dagger", "gkd"):
+            raise ValueError(f"labelled: {self.method} needs at least one sequence per round ({self.rounds})")
+        if self.task == "sort" and (self.method == "rkl" or (self.method == "gkd" and self.beta == 1.0)):
+            field = "method" if self.method == "rkl" else "beta"
+            raise ValueError(f"{field}: the reverse KL to sort's deterministic teacher is +inf on any student sample "
+                             "(the teacher gives wrong tokens probability 0); use beta < 1 or another method")
+        self.base_model()  # validates the base-model spec too
+
+    def base_model(self) -> BaseModel:
+        """The base model ``llmtrack sft`` starts from for this task, size, family and seed (the same cache entry)."""
+        return SFTRunConfig(task=self.task, size=self.size, family=self.family, seed=self.seed).base_model()
+
+    @property
+    def effective_beta(self) -> float | None:
+        return {"kd": 0.0, "gkd": self.beta}.get(self.method)
+
+    @property
+    def effective_lmbda(self) -> float | None:
+        return {"kd": 0.0, "gkd": self.lmbda}.get(self.method)
+
+
+class CountingTeacher(nn.Module):
+    """The teacher behind a counter: every row it is asked about (labels, distributions, log-probs) counts
+    once per ask; its sampled sequences (demonstrations) are counted by the caller."""
+
+    def __init__(self, teacher: nn.Module):
+        super().__init__()
+        self.teacher, self.n_actions, self.queries = teacher, teacher.n_actions, 0
+
+    def label_distribution(self, batch: TrajectoryBatch) -> Tensor:
+        self.queries += batch.batch_size
+        return self.teacher.log_probs_all(batch)
+
+    def log_prob(self, batch: TrajectoryBatch) -> Tensor:
+        self.queries += batch.batch_size
+        return self.teacher.log_prob(batch)
+
+    def label(self, batch: TrajectoryBatch) -> Tensor:
+        self.queries += batch.batch_size
+        return self.teacher.label(batch)
+
+    def entropy(self, batch: TrajectoryBatch) -> Tensor:
+        return self.teacher.entropy(batch)
+
+    def sample(self, obs: Tensor, generator: torch.Generator | None = None, deterministic: bool = False):
+        return self.teacher.sample(obs, generator=generator, deterministic=deterministic)
+
+
+def _train(config: DistillRunConfig, policy, task, teacher: CountingTeacher) -> dict[str, list[float]]:
+    N, seed, c = config.labelled, config.seed, config
+    collect = task_collector(task)
+    per_round = max(1, c.updates // c.rounds)
+    if c.method == "sft":
+        demos = task.demonstrations(N, seed=seed)
+        teacher.queries += N
+        return train_bc(policy, demos, BCConfig(n_updates=c.updates, batch_size=c.batch_size, lr=c.lr, seed=seed,
+                                                progress=c.progress))
+    if c.method in ("kd", "gkd"):
+        gkd = GKDConfig(beta=c.effective_beta, lmbda=c.effective_lmbda, n_iterations=c.rounds,
+                        sequences_per_iteration=N // c.rounds, n_updates=per_round, batch_size=c.batch_size,
+                        lr=c.lr, seed=seed + 1, progress=c.progress)
+
+        def teacher_samples(_teacher, n: int, s: int) -> TrajectoryBatch:
+            teacher.queries += n
+            return task.demonstrations(n, seed=s)
+
+        return train_gkd(policy, teacher, collect, gkd, off_policy=teacher_samples)[1]
+    if c.method == "dagger":
+        labeller = SampledExpert(teacher, seed=seed)  # hard labels: a sample of the teacher at each state
+        dagger = DAggerConfig(n_iterations=c.rounds, episodes_per_iteration=N // c.rounds, beta0=0.0,
+                              bc=BCConfig(n_updates=per_round, batch_size=c.batch_size, lr=c.lr, seed=seed),
+                              seed=seed + 1, progress=c.progress)
+        return train_dagger(policy, _Labeller(labeller, teacher), collect, dagger)[1]
+    # rkl: minirl's PPO update with REINFORCE advantages on the sampled-token reverse-KL reward
+    ppo = PPO(policy, None, PPOConfig(advantage="reinforce", n_epochs=2, n_minibatches=2, lr=c.lr, anneal_lr=False,
+                                      max_grad_norm=1.0, seed=seed))
+    reward = ReverseKLReward(teacher, policy)
+    history: dict[str, list[float]] = {"reward/reverse_kl": []}
+    for i in range(max(1, N // c.rl_batch)):
+        batch = collect(policy, c.rl_batch, seed + 1 + i).replace(group_size=c.rl_batch)
+        ppo.update(with_reward(batch, reward))
+        history["reward/reverse_kl"].append(reward.last_stats["reward/reverse_kl"])
+    return history
+
+
+class _Labeller(nn.Module):
+    """DAgger's expert: hard sampled labels from ``labeller``, acting (if ever) as the teacher."""
+
+    def __init__(self, labeller: SampledExpert, teacher: CountingTeacher):
+        super().__init__()
+        self.labeller, self.teacher, self.n_actions = labeller, teacher, teacher.n_actions
+
+    def label(self, batch: TrajectoryBatch) -> Tensor:
+        self.teacher.queries += batch.batch_size
+        return self.labeller.label(batch)
+
+    def sample(self, obs: Tensor, generator: torch.Generator | None = None, deterministic: bool = False):
+        return self.teacher.sample(obs, generator=generator, deterministic=deterministic)
+
+
+def run_distill(config: DistillRunConfig = DistillRunConfig(), cache_dir: str | None = None) -> dict[str, Any]:
+    """Run one distillation (module docstring); the CLI's JSON keys, flat (None where a number is infinite)."""
+    if not isinstance(config, DistillRunConfig):
+        raise ValueError(f"config: must be a DistillRunConfig, got {type(config).__name__}")
+    start = time.perf_counter()
+    threads = torch.get_num_threads()
+    if config.size == "nano":
+        torch.set_num_threads(1)  # nano's products are too small to gain from threads (as llmtrack sft)
+    try:
+        task = make_pipeline_task(config.task)
+        policy = config.base_model().build(task, cache_dir)
+        teacher = CountingTeacher(task.expert)
+        t0 = time.perf_counter()
+        _train(config, policy, task, teacher)
+        train_s = time.perf_counter() - t0
+        metrics = evaluate(policy, task, EvalConfig(n_sequences=config.n_eval))
+    finally:
+        torch.set_num_threads(threads)
+    out: dict[str, Any] = {"task": config.task, "method": config.method, "beta": config.effective_beta,
+                           "lmbda": config.effective_lmbda, "labelled": config.labelled, "size": config.size,
+                           "seed": config.seed}
+    for key in ("forward_kl", "forward_kl_se", "reverse_kl", "reverse_kl_se", "gold_reward", "gold_reward_se",
+                "expert_accuracy", "mistakes_after_first", "slip_rate", "mistakes"):
+        value = metrics.get(key)
+        out[key] = None if value is None or value != value or value in (float("inf"), float("-inf")) else value
+    out.update(teacher_queries=teacher.queries, train_s=round(train_s, 3),
+               wall_s=round(time.perf_counter() - start, 3))
+    return out
+
+
