@@ -30,11 +30,13 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 __all__ = ["WRITTEN", "MARK", "check_output_dir", "check_output_file", "is_our_figure", "save_figure",
-           "temporary_sibling", "remove_stale_temporaries", "atomic_write_text", "strict_json",
+           "temporary_sibling", "remove_stale_temporaries", "atomic_file", "atomic_write_text", "strict_json",
            "interrupted_message"]
 
 MARK = "minirl"
@@ -158,17 +160,27 @@ def remove_stale_temporaries(folder: str | os.PathLike, name: str | None = None)
     return removed
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary sibling and a rename."""
+@contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Write a file all at once or not at all: yields a temporary sibling to write, then renames it
+    onto ``path`` (readable by everyone: mkstemp makes it private) and records it in ``WRITTEN``; on
+    an error or an interruption the temporary is removed and ``path`` is untouched."""
     path = Path(path)
     tmp = temporary_sibling(path)
     try:
-        tmp.write_text(text)
+        yield tmp
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     WRITTEN.append(path)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary sibling and a rename."""
+    path = Path(path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(text)
     return path
 
 
@@ -182,14 +194,8 @@ def save_figure(fig: Any, path: str | os.PathLike, force: bool = False) -> Path:
     check_output_file(path, force=force)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path.parent, path.name)
-    tmp = temporary_sibling(path)
-    try:
+    with atomic_file(path) as tmp:
         fig.savefig(tmp, dpi=120, format="png", metadata={"Software": f"{MARK} (learning from behaviour)"})
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a figure is for everyone
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    WRITTEN.append(path)
     return path
 
 

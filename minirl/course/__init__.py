@@ -232,18 +232,12 @@ def prepare_submit(tree: str | os.PathLike, out: str | os.PathLike | None = None
 def submit(tree: Path, record: dict, out: Path) -> list[str]:
     """Pack what the student wrote: the files holding student regions, QUESTIONS.md and the build record,
     at their paths in the tree (unzip it over the released tree to grade it). Returns the names packed."""
-    from minirl.outputs import WRITTEN, temporary_sibling
+    from minirl.outputs import atomic_file
 
     files = sorted({entry["block"].split("::")[0] for entry in record["stubbed"]})
     files += [n for n in ("assignment/QUESTIONS.md", BUILD_FILE) if (tree / n).is_file()]
-    tmp = temporary_sibling(out)
-    try:
+    with atomic_file(out) as tmp:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
             for name in files:
                 archive.write(tree / name, name)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    WRITTEN.append(out)
     return files

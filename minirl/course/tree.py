@@ -110,29 +110,27 @@ def transform(text: str, file: str, stub: dict[str, str], substitute: dict[str, 
     return "\n".join(out) + ("\n" if text.endswith("\n") else ""), made
 
 
-def strip_answers(text: str) -> str:
-    """A questions file without the instructor's answers (between the ANSWER markers)."""
-    out, inside = [], False
+def _split_answers(text: str) -> tuple[list[str], list[str]]:
+    """A questions file's lines outside and inside the ANSWER markers (the markers themselves dropped)."""
+    questions, answers, inside = [], [], False
     for line in text.splitlines():
         if line.strip() == ANSWER_BEGIN:
             inside = True
         elif line.strip() == ANSWER_END:
             inside = False
-        elif not inside:
-            out.append(line)
-    return "\n".join(out).rstrip() + "\n"
+        else:
+            (answers if inside else questions).append(line)
+    return questions, answers
+
+
+def strip_answers(text: str) -> str:
+    """A questions file without the instructor's answers (between the ANSWER markers)."""
+    return "\n".join(_split_answers(text)[0]).rstrip() + "\n"
 
 
 def _answer_lines(text: str) -> list[str]:
-    out, inside = [], False
-    for line in text.splitlines():
-        if line.strip() == ANSWER_BEGIN:
-            inside = True
-        elif line.strip() == ANSWER_END:
-            inside = False
-        elif inside and len(line.strip()) >= 24:
-            out.append(line.strip())
-    return out
+    """The answers' substantial lines (24 characters or more), to look for leaks in a student tree."""
+    return [line.strip() for line in _split_answers(text)[1] if len(line.strip()) >= 24]
 
 
 def _notebook_header(course: Course, a: Assignment, stubbed: list[tuple[str, Block, int]]) -> dict:
