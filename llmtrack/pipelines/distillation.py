@@ -137,6 +137,10 @@ class CountingTeacher(nn.Module):
         self.queries += batch.batch_size
         return self.teacher.log_probs_all(batch)
 
+    def log_probs_all(self, batch: TrajectoryBatch) -> Tensor:
+        """The token-policy reading (what ``SampledExpert`` samples hard labels from); counted like the others."""
+        return self.label_distribution(batch)
+
     def log_prob(self, batch: TrajectoryBatch) -> Tensor:
         self.queries += batch.batch_size
         return self.teacher.log_prob(batch)
@@ -197,8 +201,7 @@ class _Labeller(nn.Module):
         self.labeller, self.teacher, self.n_actions = labeller, teacher, teacher.n_actions
 
     def label(self, batch: TrajectoryBatch) -> Tensor:
-        self.teacher.queries += batch.batch_size
-        return self.labeller.label(batch)
+        return self.labeller.label(batch)  # counted by the teacher's log_probs_all
 
     def sample(self, obs: Tensor, generator: torch.Generator | None = None, deterministic: bool = False):
         return self.teacher.sample(obs, generator=generator, deterministic=deterministic)
