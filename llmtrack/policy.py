@@ -226,16 +226,17 @@ class KVDecoder:
             raise ValueError("obs: every context needs at least one real (non-filler) token")
         last = attn.shape[1] - 1 - attn.flip(-1).argmax(-1)  # last real token, (N,)
         self.attn = attn  # (N, L), grows by one column per append
-        self._run(ids, positions, last, cache=None)
+        self.n_real = attn.sum(-1, keepdim=True)  # (N, 1): real tokens so far
+        self._run(ids, positions, cache=None, last=last)
 
-    def _run(self, ids: Tensor, positions: Tensor, last: Tensor, cache) -> None:
+    def _run(self, ids: Tensor, positions: Tensor, cache, last: Tensor | None = None) -> None:
         with torch.inference_mode(), self.policy._autocast():  # the cache never meets autograd
             out = self.policy.model(input_ids=ids, attention_mask=self.attn, position_ids=positions,
                                     use_cache=True, logits_to_keep=1 if cache is not None else 0,
                                     **{self._cache_arg: cache})
         self.cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
-        logits = out.logits[torch.arange(len(last)), last].float()  # (N, V)
-        self._logits = logits.masked_fill(self.policy._never, float("-inf")).clone()  # a normal tensor again
+        logits = out.logits[:, -1] if last is None else out.logits[torch.arange(len(last)), last]  # (N, V)
+        self._logits = logits.float().masked_fill(self.policy._never, float("-inf"))  # out of inference mode
 
     def log_probs(self) -> Tensor:
         """log pi(. | context) for the N current contexts, (N, V) on the CPU."""
@@ -248,9 +249,11 @@ class KVDecoder:
             raise ValueError(f"obs: context of {self.attn.shape[1] + 1} tokens exceeds the model's "
                              f"{self.policy.max_positions} positions")
         tokens = tokens.to(self.policy.device).long().view(N, 1)  # (N, 1)
-        self.attn = torch.cat([self.attn, real.to(self.attn).view(N, 1)], dim=1)  # (N, L + 1)
-        positions = (self.attn.sum(-1, keepdim=True) - 1).clamp_min(0)  # (N, 1): index among real tokens
-        self._run(tokens, positions, torch.zeros(N, dtype=torch.long), self.cache)
+        real = real.to(self.attn).view(N, 1)  # (N, 1)
+        self.attn = torch.cat([self.attn, real], dim=1)  # (N, L + 1)
+        self.n_real = self.n_real + real
+        positions = (self.n_real - 1).clamp_min(0)  # (N, 1): index among real tokens, as attention_inputs counts
+        self._run(tokens, positions, self.cache)
 
 def check_same_vocabulary(policy: TokenPolicy, other: TokenPolicy, field: str = "reference") -> None:
     """Refuse a pair over different vocabularies (policy / reference, student / teacher): their
