@@ -29,6 +29,7 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor, nn
 
+from minirl import parallel
 from minirl.checks import check_device
 from minirl.data import TrajectoryBatch
 from minirl.policies import check_not_shared, sample_categorical
@@ -110,7 +111,8 @@ class LMPolicy(TokenPolicy):
 
     def __init__(self, model: nn.Module, value_head: bool = False, device: str = "auto"):
         super().__init__()
-        self.device = check_device(device, "device")  # before the model is moved anywhere
+        # before the model is moved anywhere; under accelerate launch a bare "cuda" is this process's GPU
+        self.device = parallel.local_device(check_device(device, "device"))
         vocab = getattr(getattr(model, "config", None), "vocab_size", None)
         if isinstance(vocab, bool) or not isinstance(vocab, int) or vocab <= max(_NEVER_EMIT):
             raise ValueError(f"model: must be a HuggingFace causal LM whose config.vocab_size covers llmtrack's "

@@ -34,7 +34,7 @@ from typing import Any, Callable, TypeVar
 import torch
 from torch import Tensor
 
-__all__ = ["world_size", "rank", "is_main_process", "process_seed", "accelerator", "shard_of",
+__all__ = ["world_size", "rank", "is_main_process", "process_seed", "accelerator", "local_device", "shard_of",
            "all_reduce_gradients", "broadcast_parameters", "reduce_metric", "on_main_process", "barrier"]
 
 T = TypeVar("T")
@@ -72,6 +72,14 @@ def is_main_process() -> bool:
 def process_seed(seed: int) -> int:
     """This process's own seed derived from the run's: ``seed`` on the main process."""
     return int(seed) + 1_000_003 * rank()
+
+
+def local_device(device: torch.device) -> torch.device:
+    """This process's own GPU for a bare ``cuda`` under several processes (accelerate launch gives each
+    process one); any other device, and every device in a one-process run, is returned unchanged."""
+    if device.type != "cuda" or device.index is not None or _launched_world_size() <= 1:
+        return device
+    return accelerator().device
 
 
 def barrier() -> None:

@@ -80,6 +80,7 @@ def test_a_batch_that_does_not_split_is_refused_naming_the_field(two_processes, 
 
 def test_one_process_never_loads_accelerate_and_weights_are_checked_only_when_sharding():
     assert parallel.accelerator() is None and parallel.process_seed(5) == 5 and parallel.is_main_process()
+    assert parallel.local_device(torch.device("cpu")) == torch.device("cpu")
     calls = []
     config = BCConfig(n_updates=2, batch_size=3, lr=1e-3, seed=0)
     w = torch.nn.Parameter(torch.zeros(2))
