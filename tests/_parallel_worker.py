@@ -3,7 +3,7 @@
 Run as ``python tests/_parallel_worker.py OUT`` (one process) or under ``accelerate launch
 --multi_gpu --num_processes 2`` on a machine without a GPU (two gloo processes); the main process
 writes OUT (torch.save): for each mode, the parameters after it and its history, or the error.
-Modes: ``step`` (one update, batch 8), ``run`` (6 updates, batch 4), ``bad`` (batch 7: does not
+Modes: ``step`` (one update, batch 8), ``run`` (6 updates of ``train_bc``, batch 4), ``bad`` (batch 7: does not
 split over 2 processes).
 """
 
@@ -14,7 +14,7 @@ import sys
 import torch
 
 from minirl import parallel
-from minirl.algos.bc import BCConfig, bc_loss
+from minirl.algos.bc import BCConfig, bc_loss, train_bc
 from minirl.algos.minibatch import minibatch_training
 from minirl.data import TrajectoryBatch
 
@@ -43,7 +43,10 @@ def run(mode: str):
         loss = bc_loss(policy, data if index is None else data[index])
         return loss, {"loss/bc": loss.item()}
 
-    history = minibatch_training(params, data.batch_size, config, loss_fn, weights=data.mask.sum(1))
+    if mode == "run":  # SFT as users call it: train_bc weights the shards by real tokens itself
+        history = [{"loss/bc": v} for v in train_bc(policy, data, config)["loss/bc"]]
+    else:
+        history = minibatch_training(params, data.batch_size, config, loss_fn, weights=data.mask.sum(1))
     return {"params": [p.detach().clone() for p in params], "history": history}
 
 

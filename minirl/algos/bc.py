@@ -69,4 +69,6 @@ def train_bc(policy: Policy, demos: TrajectoryBatch, config: BCConfig = BCConfig
         loss = bc_loss(policy, demos if index is None else demos[index])  # docs/equations.md §3
         return loss, loss.item()
 
-    return {"loss/bc": minibatch_training(params, demos.batch_size, config, loss_fn, desc="BC")}
+    # several processes weight their shards by real steps, so the step is the global mean over tokens
+    tokens = demos.mask.sum(1)
+    return {"loss/bc": minibatch_training(params, demos.batch_size, config, loss_fn, desc="BC", weights=tokens)}
