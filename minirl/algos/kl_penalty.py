@@ -151,7 +151,7 @@ def exact_kl_gradients(policy: Policy, reference: Policy, batch: TrajectoryBatch
     log_d = batch.masked_sum(logp)  # (B,)
     d = prompt_weights.double() * log_d.exp()  # (B,), depends on theta
     if abs(float(d.detach().sum()) - 1.0) > 1e-6:
-        raise ValueError(f"batch: must enumerate every response (d sums to {float(d.sum()):.6f}, not 1)")
+        raise ValueError(f"batch: must enumerate every response (d sums to {float(d.detach().sum()):.6f}, not 1)")
 
     def grad(objective: Tensor) -> Tensor:
         return torch.cat([g.reshape(-1) for g in torch.autograd.grad(objective, params, retain_graph=True)])
