@@ -13,6 +13,8 @@ imported inside, so ``import llmtrack.plots`` stays light); each table function 
                                   (docs/equations.md §8)
     overoptimisation_experiment_figure, overoptimisation_sweep_figure, overoptimisation_table,
     overoptimisation_sweep_table  the over-optimisation experiment: one seed; every seed of a sweep
+    distillation_lab_figure       the distillation lab over seeds: forward KL to the teacher per method and N;
+                                  GKD's beta x lambda grid; sort's expert accuracy (docs/equations.md §10)
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ if TYPE_CHECKING:
 
 __all__ = ["exposure_bias_figure", "reward_noise_figure", "annotation_figure", "optimal_frontier_figure",
            "best_of_n_kl_figure", "overoptimisation_figure", "overoptimisation_experiment_figure",
-           "overoptimisation_sweep_figure", "overoptimisation_table", "overoptimisation_sweep_table"]
+           "overoptimisation_sweep_figure", "overoptimisation_table", "overoptimisation_sweep_table",
+           "distillation_lab_figure"]
 
 _COLORS = {"base": "tab:gray", "bc": "tab:red", "dagger": "tab:blue"}
 _LABELS = {"base": "base model", "bc": "SFT (BC)", "dagger": "on-policy distillation (DAgger)"}
@@ -422,3 +425,95 @@ def overoptimisation_sweep_table(sweep: dict[str, Any]) -> str:
     lines.append(f"timings (s): base models {t['base_model']:.1f}, per seed "
                  + ", ".join(f"{x:.0f}" for x in t["per_seed"]) + f"; wall {t['wall_s']:.1f}")
     return "\n".join(lines)
+
+
+_DISTILL_SERIES = (("sft", None, None, "SFT (hard labels, teacher samples)", "tab:red", "o"),
+                   ("dagger", None, None, "DAgger (hard sampled labels, own states)", "tab:blue", "s"),
+                   ("kd", 0.0, 0.0, "KD (soft labels, teacher samples)", "tab:green", "^"),
+                   ("gkd", 0.5, 1.0, r"GKD $\beta$=½, $\lambda$=1 (soft labels, own states)", "tab:purple", "D"),
+                   ("rkl", None, None, "rkl (sampled-token reverse-KL reward)", "tab:orange", "v"))
+
+
+def _lab_entry(summary: Sequence[Mapping[str, Any]], task: str, n: int, method: str, beta: float | None,
+               lmbda: float | None) -> Mapping[str, Any] | None:
+    for e in summary:
+        if (e["task"], e["labelled"], e["method"]) == (task, n, method) and (
+                method not in ("kd", "gkd") or (e["beta"], e["lmbda"]) == (beta, lmbda)):
+            return e
+    return None
+
+
+def distillation_lab_figure(summary: Sequence[Mapping[str, Any]]) -> "Figure":
+    """The distillation lab over seeds (docs/equations.md §10), from :func:`llmtrack.experiments.distillation.summarize_lab`.
+
+    Left: markov's forward KL(teacher || student) of whole responses (log axis) per method against the
+    labelled sequences N, mean +- standard error over seeds. Middle: GKD's forward KL over its beta x lambda
+    grid at the largest N where the grid ran. Right (when the summary has sort rows): sort's expert
+    accuracy per method, with the fraction of seeds beating SFT. A panel whose rows are missing is left out.
+    """
+    import matplotlib.pyplot as plt
+
+    if len(summary) == 0:
+        raise ValueError("summary: need at least one entry")
+    markov = [e for e in summary if e["task"] == "markov" and e.get("forward_kl") is not None]
+    grids = {n: [e for e in markov if e["labelled"] == n and e["method"] == "gkd"] for n in {e["labelled"] for e in markov}}
+    grid_n = max((n for n, es in grids.items() if len(es) > 1), default=None)
+    sort = [e for e in summary if e["task"] == "sort" and e.get("expert_accuracy") is not None]
+    panels = [name for name, present in (("line", markov), ("grid", grid_n), ("sort", sort)) if present]
+    if not panels:
+        raise ValueError("summary: no markov forward KL and no sort expert accuracy to draw")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 4.4), squeeze=False)
+    axes = dict(zip(panels, axes[0]))
+    if "line" in axes:
+        ax = axes["line"]
+        ns = sorted({e["labelled"] for e in markov})
+        for method, beta, lmbda, label, color, marker in _DISTILL_SERIES:
+            found = [(n, e) for n in ns if (e := _lab_entry(markov, "markov", n, method, beta, lmbda)) is not None]
+            if found:
+                x = [n for n, _ in found]
+                y = np.array([e["forward_kl"] for _, e in found])
+                se = np.array([e.get("forward_kl_se", 0.0) for _, e in found])
+                lower = np.minimum(se, 0.9 * y)  # a bar below zero has no place on a log axis: clipped at y/10
+                ax.errorbar(x, y, yerr=[lower, se], fmt=marker + "-", color=color, capsize=3, label=label)
+        ax.set(xscale="log", yscale="log", xticks=ns, xticklabels=[str(n) for n in ns],
+               xlabel="labelled sequences N", ylabel="forward KL(teacher || student) of responses (nats)",
+               title="markov: distance to the teacher")
+        ax.minorticks_off()
+        ax.legend(fontsize=7)
+    if "grid" in axes:
+        ax = axes["grid"]
+        betas = sorted({e["beta"] for e in grids[grid_n]})
+        lmbdas = sorted({e["lmbda"] for e in grids[grid_n]})
+        table = np.full((len(betas), len(lmbdas)), np.nan)
+        for e in grids[grid_n]:
+            table[betas.index(e["beta"]), lmbdas.index(e["lmbda"])] = e["forward_kl"]
+        image = ax.imshow(table, cmap="viridis", origin="lower", aspect="auto")
+        for (i, j), value in np.ndenumerate(table):
+            e = _lab_entry(markov, "markov", grid_n, "gkd", betas[i], lmbdas[j])
+            if e is not None:
+                ax.text(j, i, f"{value:.4f}\n± {e.get('forward_kl_se', 0.0):.4f}", ha="center", va="center",
+                        fontsize=8, color="white" if value < np.nanmean(table) else "black")
+        ax.set(xticks=range(len(lmbdas)), xticklabels=[f"{x:g}" for x in lmbdas], yticks=range(len(betas)),
+               yticklabels=[f"{x:g}" for x in betas], xlabel=r"on-policy fraction $\lambda$",
+               ylabel=r"JSD($\beta$): 0 = forward KL, 1 = reverse KL",
+               title=f"markov: GKD's forward KL at N = {grid_n}")
+        fig.colorbar(image, ax=ax, label="forward KL (nats)")
+    if "sort" in axes:
+        ax = axes["sort"]
+        n = max(e["labelled"] for e in sort)
+        found = [(label, color, e) for method, beta, lmbda, label, color, _ in _DISTILL_SERIES
+                 if (e := _lab_entry(sort, "sort", n, method, beta, lmbda)) is not None]
+        x = np.arange(len(found))
+        ax.bar(x, [e["expert_accuracy"] for *_, e in found], yerr=[e.get("expert_accuracy_se", 0.0) for *_, e in found],
+               color=[c for _, c, _ in found], capsize=3)
+        bottom = max(0.0, min(e["expert_accuracy"] for *_, e in found) - 0.1)
+        for i, (_, _, e) in enumerate(found):
+            if e["method"] != "sft":
+                ax.text(i, bottom + 0.01, f"beats SFT\non {e['beats_sft']:.0%}\nof seeds", ha="center", va="bottom",
+                        fontsize=7, color="white")
+        ax.set(xticks=x, xticklabels=[e["method"] for *_, e in found], ylim=(bottom, 1.0),
+               ylabel="expert accuracy (share of the teacher's tokens)",
+               title=f"sort (deterministic teacher): N = {n}")
+    fig.suptitle(f"distillation lab: mean ± standard error over {max(e['seeds'] for e in summary)} seeds", fontsize=10)
+    fig.tight_layout()
+    return fig
