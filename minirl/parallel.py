@@ -35,7 +35,8 @@ import torch
 from torch import Tensor
 
 __all__ = ["world_size", "rank", "is_main_process", "process_seed", "accelerator", "local_device", "shard_of",
-           "all_reduce_gradients", "broadcast_parameters", "reduce_metric", "on_main_process", "barrier"]
+           "all_reduce_gradients", "broadcast_parameters", "reduce_metric", "on_main_process", "barrier",
+           "minibatches", "token_shard", "synced_step"]
 
 T = TypeVar("T")
 
@@ -111,6 +112,47 @@ def shard_of(index: Tensor, field: str = "batch_size") -> Tensor:
                          f"(e.g. {down or up} or {up}), or launch a number of processes that divides it")
     size = len(index) // W
     return index[rank() * size: (rank() + 1) * size]
+
+
+def minibatches(n_items: int, n_chunks: int, generator: torch.Generator, field: str) -> tuple[Tensor, ...]:
+    """One epoch's global minibatches: ``randperm(n_items).chunk(n_chunks)`` from ``generator`` (seeded
+    alike on every process, so the same everywhere). A ValueError naming ``field`` -- before any step --
+    unless every minibatch splits over the W processes; one process: any sizes."""
+    chunks = torch.randperm(n_items, generator=generator).chunk(n_chunks)
+    W, sizes = world_size(), sorted({len(c) for c in chunks})
+    if W > 1 and any(size % W for size in sizes):
+        raise ValueError(f"{field}: {n_items} items in {n_chunks} minibatches make minibatches of {sizes} items, "
+                         f"not all a multiple of the {W} processes of accelerate launch --num_processes {W}; "
+                         f"choose {field} and the batch so that each is (e.g. {n_chunks * W} divides the batch)")
+    return chunks
+
+
+def token_shard(mask: Tensor, field: str = "batch_size") -> tuple[Tensor, float]:
+    """This process's rows of a global minibatch and their share of its real tokens.
+
+    ``mask`` (B, T) is the whole minibatch's; returns (positions (B / W,), share) with
+    share = (real tokens in the shard) / (real tokens in the minibatch), the weight that turns the
+    shard's token mean into its part of the global token mean (module docstring, w_i = tokens of
+    row i). One process: (arange(B), 1.0). The divisibility error names ``field``.
+    """
+    positions = shard_of(torch.arange(len(mask)), field)  # (B / W,)
+    if world_size() == 1:
+        return positions, 1.0
+    tokens = mask.reshape(len(mask), -1).sum(1).double()  # (B,)
+    return positions, float(tokens[positions].sum() / tokens.sum().clamp_min(1.0))
+
+
+def synced_step(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], loss: Tensor,
+                share: float = 1.0, max_grad_norm: float | None = None) -> None:
+    """One optimiser step on sum_r share_r L_r: backward of this shard's weighted loss, the gradients
+    summed over processes, then the *global* gradient norm clipped to ``max_grad_norm`` (every process
+    clips the same summed gradient), then the step. One process: zero_grad, backward, clip, step."""
+    optimizer.zero_grad()
+    (loss if world_size() == 1 else loss * share).backward()
+    all_reduce_gradients(params)  # before clipping: the norm is the global gradient's
+    if max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
 
 
 def all_reduce_gradients(params: list[torch.nn.Parameter]) -> None:

@@ -4,7 +4,8 @@ Run as ``python tests/_parallel_worker.py OUT`` (one process) or under ``acceler
 --multi_gpu --num_processes 2`` on a machine without a GPU (two gloo processes); the main process
 writes OUT (torch.save): for each mode, the parameters after it and its history, or the error.
 Modes: ``step`` (one update, batch 8), ``run`` (6 updates of ``train_bc``, batch 4), ``bad`` (batch 7: does not
-split over 2 processes).
+split over 2 processes), ``ppo`` (one ``PPO.update`` with GRPO advantages and a KL regulariser: 2 epochs of 2
+minibatches of 6 responses), ``ppo_bad`` (4 minibatches of 3 responses: do not split over 2 processes).
 """
 
 from __future__ import annotations
@@ -28,11 +29,34 @@ def demos(n: int = 12, P: int = 2, T: int = 6, vocab: int = 16) -> TrajectoryBat
     return TrajectoryBatch(obs=obs, actions=obs[:, P:].clone(), mask=mask)
 
 
+def ppo_update(n_minibatches: int):
+    """One PPO update of a nano LM on 12 sampled-looking responses of 1..6 tokens (3 prompts x 4), GRPO
+    advantages from fixed random rewards, a k3 KL to a second nano LM; the same batch on every process."""
+    from llmtrack.models import build_model
+    from llmtrack.policy import LMPolicy
+    from minirl.algos.kl_penalty import KLLoss
+    from minirl.algos.ppo import PPO, PPOConfig
+
+    policy = LMPolicy(build_model("nano", 16, seed=0), device="cpu")
+    reference = LMPolicy(build_model("nano", 16, seed=1), device="cpu")
+    data = demos()
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():  # the sampling policy a little off the current one, so the ratio is not 1
+        log_probs = policy.log_prob(data) + 0.1 * torch.randn(data.mask.shape, generator=g) * data.mask
+    batch = data.replace(log_probs=log_probs, rewards=torch.randn(data.mask.shape, generator=g) * data.mask,
+                         group_size=4)
+    config = PPOConfig(advantage="grpo", n_epochs=2, n_minibatches=n_minibatches, lr=1e-2, max_grad_norm=0.5, seed=3)
+    stats = PPO(policy, None, config, regularizer=KLLoss(reference, 0.1)).update(batch)
+    return {"params": [p.detach().clone() for p in policy.parameters()], "history": [stats]}
+
+
 def run(mode: str):
     from llmtrack.models import build_model
     from llmtrack.policy import LMPolicy
 
     torch.manual_seed(parallel.process_seed(0))  # differs per process; the model below must not depend on it
+    if mode in ("ppo", "ppo_bad"):
+        return ppo_update({"ppo": 2, "ppo_bad": 4}[mode])
     policy = LMPolicy(build_model("nano", 16, seed=0), device="cpu")
     data = demos()
     batch_size, n_updates = {"step": (8, 1), "run": (4, 6), "bad": (7, 1)}[mode]
@@ -52,7 +76,7 @@ def run(mode: str):
 
 def run_all() -> dict:
     results = {}
-    for mode in ("step", "run", "bad"):
+    for mode in ("step", "run", "bad", "ppo", "ppo_bad"):
         try:
             results[mode] = run(mode)
         except ValueError as err:

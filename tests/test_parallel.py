@@ -4,8 +4,10 @@ take the step one process takes on the whole minibatch.
 The worker (tests/_parallel_worker.py) fits a nano LM to responses of 1..6 tokens, so the two
 shards of a minibatch hold different numbers of tokens: the loss is normalised by the global
 token count only if each shard is weighted by its share (a plain average of the two shard means
-would differ). One launch runs three things: one BC / SFT update on 2 x 4 against 1 x 8, a
-six-update SFT run's gathered metrics, and a batch of 7 that does not split over 2 processes.
+would differ). One launch runs five things: one BC / SFT update on 2 x 4 against 1 x 8, a
+six-update SFT run's gathered metrics, a batch of 7 that does not split over 2 processes, one PPO
+update (GRPO, KL regulariser, clipped global gradient norm; 4 minibatches of 2 x 3 responses
+against 1 x 6) and PPO minibatches of 3 that do not split.
 """
 
 from __future__ import annotations
@@ -76,6 +78,22 @@ def test_a_short_sft_run_gathers_the_same_metrics(two_processes, one_process):
 def test_a_batch_that_does_not_split_is_refused_naming_the_field(two_processes, one_process):
     assert "batch_size" in two_processes["bad"]["error"] and "multiple of 2" in two_processes["bad"]["error"]
     assert "error" not in one_process["bad"]  # one process: any batch size
+
+
+def test_one_ppo_update_on_two_processes_is_the_one_process_update(two_processes, one_process):
+    """GRPO-PPO on responses of 1..6 tokens: the shards' token means weighted by their share of the
+    minibatch's real tokens, the gradients summed, the global norm clipped -- the one-process update."""
+    two, one = two_processes["ppo"], one_process["ppo"]
+    for a, b in zip(two["params"], one["params"]):
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=0)
+    for key in ("loss/policy", "loss/entropy", "stats/approx_kl", "stats/clip_fraction"):
+        assert two["history"][0][key] == pytest.approx(one["history"][0][key], abs=1e-5), key
+
+
+def test_ppo_minibatches_that_do_not_split_are_refused_naming_the_field(two_processes, one_process):
+    assert "n_minibatches" in two_processes["ppo_bad"]["error"]
+    assert "multiple of the 2 processes" in two_processes["ppo_bad"]["error"]
+    assert "error" not in one_process["ppo_bad"]
 
 
 def test_one_process_never_loads_accelerate_and_weights_are_checked_only_when_sharding():

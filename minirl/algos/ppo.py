@@ -23,6 +23,9 @@ Where batches come from: a *batch source* (:mod:`minirl.sources`) -- a vector en
 a language model's sampled responses (``llmtrack.pipelines.rlhf``), any callable returning a
 fresh on-policy batch. :meth:`PPO.train` is one loop over a source, whichever world it samples;
 a vector env handed to it is wrapped into its source at the door.
+
+Under ``accelerate launch`` (docs/scale.md) every process holds the same batch and :meth:`PPO.update` gives
+each B / W rows of a minibatch, weighted by their share of its real tokens: one step on the summed gradient.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from gymnasium.vector import VectorEnv
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from minirl import parallel
 from minirl.algos.group_advantages import ESTIMATORS, sequence_advantages
 from minirl.checks import check_int, check_number, check_seed
 from minirl.data import TrajectoryBatch
@@ -111,9 +115,8 @@ def ppo_loss(log_probs: Tensor, old_log_probs: Tensor, advantages: Tensor, value
         KL(pi_old || pi)) and 'stats/clip_fraction' (share of steps with |rho - 1| > eps).
     """
     # a policy on an accelerator returns its log-probs there; the batch's tensors follow them
-    old_log_probs, advantages, old_values, returns, mask = (x.to(log_probs.device) for x in
-                                                            (old_log_probs, advantages, old_values, returns, mask))
-    values, entropy = values.to(log_probs.device), entropy.to(log_probs.device)
+    old_log_probs, advantages, values, old_values, returns, entropy, mask = (
+        x.to(log_probs.device) for x in (old_log_probs, advantages, values, old_values, returns, entropy, mask))
     m = mask.to(log_probs.dtype)
     n = m.sum().clamp_min(1.0)
 
@@ -218,6 +221,7 @@ class PPO:
         if not params:
             raise ValueError("policy: policy and value function have no trainable parameters")
         self.params = list(params.values())
+        parallel.broadcast_parameters(self.params)  # W processes start equal (one process: nothing)
         self.optimizer = torch.optim.Adam(self.params, lr=config.lr, eps=1e-5)
         self.generator = torch.Generator().manual_seed(config.seed)
         self._source: BatchSource | None = None
@@ -263,8 +267,7 @@ class PPO:
                 raise ValueError(f"batch: advantage {cfg.advantage!r} needs group_size (responses per prompt)")
             advantages = sequence_advantages(batch.rewards, batch.mask, batch.group_size, cfg.advantage)
             returns = torch.zeros_like(advantages)  # no value function is fitted: its loss is 0
-        if batch.values is None:
-            batch = batch.replace(values=torch.zeros(batch.mask.shape))
+        batch = batch if batch.values is not None else batch.replace(values=torch.zeros(batch.mask.shape))
         per_step = {"adv": advantages, "ret": returns, "logp": batch.log_probs, "v": batch.values}
         if batch.obs.shape[1] == batch.horizon:  # step-wise obs: every real step becomes a row of length 1
             m = batch.mask
@@ -278,22 +281,20 @@ class PPO:
         fit_value = self.value_fn is not None and cfg.advantage == "gae"
         for _ in range(cfg.n_epochs):
             epoch_kl = []
-            for index in torch.randperm(rows.batch_size, generator=self.generator).chunk(cfg.n_minibatches):
-                mb, d = rows[index], {k: v[index] for k, v in per_step.items()}
-                adv = _masked_standardise(d["adv"], mb.mask) if cfg.normalize_advantages else d["adv"]
+            for index in parallel.minibatches(rows.batch_size, cfg.n_minibatches, self.generator, "n_minibatches"):
+                mine, share = parallel.token_shard(rows.mask[index], "n_minibatches")  # this process's rows
+                adv = per_step["adv"][index]  # (B_mb, T): standardised over the whole minibatch, then sharded
+                adv = (_masked_standardise(adv, rows.mask[index]) if cfg.normalize_advantages else adv)[mine]
+                mb, d = rows[index[mine]], {k: v[index[mine]] for k, v in per_step.items()}
                 values = self.value_fn.values(mb) if fit_value else d["v"]
                 logp = self.policy.log_prob(mb)
                 loss, stats = ppo_loss(logp, d["logp"], adv, values, d["v"], d["ret"], self.policy.entropy(mb),
                                        mb.mask, cfg.clip_eps, cfg.clip_value, cfg.vf_coef if fit_value else 0.0,
                                        cfg.ent_coef)  # docs/equations.md §6; + a KL in the loss, §11
                 loss = loss if self.regularizer is None else loss + self.regularizer(mb, logp, d["logp"])
-                self.optimizer.zero_grad()
-                loss.backward()
-                if cfg.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(self.params, cfg.max_grad_norm)
-                self.optimizer.step()
-                for k, v in stats.items():
-                    sums[k] = sums.get(k, 0.0) + v
+                parallel.synced_step(self.optimizer, self.params, loss, share, cfg.max_grad_norm)
+                stats = parallel.reduce_metric(stats, share)  # global token means (one process: as is)
+                sums = {k: sums.get(k, 0.0) + v for k, v in stats.items()}
                 n_updates += 1
                 epoch_kl.append(stats["stats/approx_kl"])
             if cfg.target_kl is not None and sum(epoch_kl) / len(epoch_kl) > cfg.target_kl:
