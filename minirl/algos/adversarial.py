@@ -44,6 +44,7 @@ import torch
 from gymnasium.vector import VectorEnv
 from torch import Tensor, nn
 
+from minirl import parallel
 from minirl.algos.ppo import PPO, PPOConfig
 from minirl.checks import check_int, check_number, check_seed
 from minirl.data import TrajectoryBatch
@@ -136,6 +137,7 @@ class AdversarialImitation:
                 raise ValueError("discriminator: a batch source has no spaces to build one from; pass discriminator=")
             self._check(envs, policy, demos)
             self.disc = self._build_discriminator(envs, config)
+        parallel.broadcast_parameters(list(self.disc.parameters()))  # W processes: each repeats the D steps alike
         self.optimizer = torch.optim.Adam(self.disc.parameters(), lr=config.lr)
         self.demos = self.disc.units(demos, config.absorbing)  # what the discriminator judges, label 1
         self.generator = torch.Generator().manual_seed(config.seed)
