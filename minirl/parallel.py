@@ -36,7 +36,7 @@ from torch import Tensor
 
 __all__ = ["world_size", "rank", "is_main_process", "process_seed", "accelerator", "local_device", "shard_of",
            "all_reduce_gradients", "broadcast_parameters", "reduce_metric", "on_main_process", "barrier",
-           "minibatches", "token_shard", "synced_step"]
+           "minibatches", "token_shard", "synced_step", "shutdown"]
 
 T = TypeVar("T")
 
@@ -87,6 +87,20 @@ def barrier() -> None:
     acc = accelerator()
     if acc is not None:
         acc.wait_for_everyone()
+
+
+def shutdown() -> None:
+    """End a multi-process run cleanly: wait for every process, then leave the process group.
+
+    Call it last in a launched script. A process that exits while the collective backend's
+    threads still hold open connections can be aborted at interpreter exit ("terminate called
+    without an active exception", SIGABRT) after all its work is done; leaving the group first
+    closes them in order. Nothing happens in a one-process run."""
+    if accelerator() is None:
+        return
+    barrier()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def on_main_process(fn: Callable[[], T]) -> T | None:

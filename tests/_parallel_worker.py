@@ -87,3 +87,4 @@ def run_all() -> dict:
 if __name__ == "__main__":
     results = run_all()
     parallel.on_main_process(lambda: torch.save(results, sys.argv[1]))
+    parallel.shutdown()
