@@ -88,11 +88,13 @@ class FragmentSource(BatchSource):
 
 
 class CallableSource(BatchSource):
-    """A plain function ``() -> TrajectoryBatch`` as a source (variable batch sizes, no episode returns)."""
+    """A plain function ``() -> TrajectoryBatch`` as a source (no episode returns). Budgeted in real
+    steps, or in calls when ``steps_per_batch`` is given (then ``total_steps / steps_per_batch`` calls)."""
 
-    def __init__(self, sample: Callable[[], TrajectoryBatch]):
+    def __init__(self, sample: Callable[[], TrajectoryBatch], steps_per_batch: int | None = None):
         super().__init__()
         self.sample = sample
+        self.steps_per_batch = None if steps_per_batch is None else check_int(steps_per_batch, "steps_per_batch", 1)
 
     def __call__(self) -> TrajectoryBatch:
         batch = self.sample()

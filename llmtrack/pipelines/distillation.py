@@ -22,6 +22,7 @@ on any student sample: refused as bad input, before any work.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ from minirl.algos.distillation import GKDConfig, ReverseKLReward, train_gkd
 from minirl.algos.ppo import PPO, PPOConfig
 from minirl.checks import check_int, check_probability, check_seed
 from minirl.data import TrajectoryBatch
-from minirl.rollout import with_reward
+from minirl.sources import CallableSource
 from llmtrack.pipelines.base import BaseModel
 from llmtrack.pipelines.evaluate import EvalConfig, evaluate
 from llmtrack.pipelines.imitation import SampledExpert, task_collector
@@ -185,11 +186,12 @@ def _train(config: DistillRunConfig, policy, task, teacher: CountingTeacher) -> 
     ppo = PPO(policy, None, PPOConfig(advantage="reinforce", n_epochs=2, n_minibatches=2, lr=c.lr, anneal_lr=False,
                                       max_grad_norm=1.0, seed=seed))
     reward = ReverseKLReward(teacher, policy)
+    rounds = itertools.count()
+    source = CallableSource(lambda: collect(policy, c.rl_batch, seed + 1 + next(rounds)).replace(group_size=c.rl_batch),
+                            steps_per_batch=1)  # budgeted in rounds of rl_batch sequences
     history: dict[str, list[float]] = {"reward/reverse_kl": []}
-    for i in range(max(1, N // c.rl_batch)):
-        batch = collect(policy, c.rl_batch, seed + 1 + i).replace(group_size=c.rl_batch)
-        ppo.update(with_reward(batch, reward))
-        history["reward/reverse_kl"].append(reward.last_stats["reward/reverse_kl"])
+    ppo.train(source, max(1, N // c.rl_batch), reward_fn=reward,
+              callback=lambda _: history["reward/reverse_kl"].append(reward.last_stats["reward/reverse_kl"]))
     return history
 
 
