@@ -48,3 +48,15 @@ def test_kl_estimator_demo_json(capsys):
     assert abs(rows["k1", "reward"]["bias"]) < 1e-6 and abs(rows["k3", "loss"]["bias"]) < 1e-6
     assert rows["k2", "reward"]["bias"] < -0.1  # k2 underestimates here
     assert rows["k1", "loss"]["grad_norm"] < 1e-6 * out["exact_grad_norm"]  # zero gradient in expectation
+
+
+def test_every_method_asks_the_teacher_about_exactly_the_labelled_sequences(cache):
+    """Labels are stored once (hard ones by DAgger, distributions by train_gkd), so equal labelled
+    sequences are equal teacher queries: N for every method, not N per minibatch."""
+    from llmtrack.pipelines.distillation import METHODS, run_distill
+
+    for method in METHODS:
+        out = run_distill(DistillRunConfig(task="markov", method=method, labelled=8, rounds=2, updates=6,
+                                           batch_size=4, rl_batch=4, n_eval=8), cache_dir=str(cache))
+        assert out["teacher_queries"] == 8, (method, out["teacher_queries"])
+        assert out["labelled"] == 8 and out["forward_kl"] is not None

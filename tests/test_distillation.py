@@ -238,3 +238,43 @@ def test_bad_teachers_are_refused_before_any_work():
                                                                   actions=torch.zeros(1, 1, 1),
                                                                   mask=torch.ones(1, 1, dtype=bool)))
     assert calls == []
+
+
+def test_train_gkd_labels_each_sequence_once_across_rounds_of_different_lengths():
+    """The teacher's distributions are read once per sequence and kept aligned with the aggregate, also
+    when rounds have different horizons (padded like TrajectoryBatch.cat pads the steps)."""
+    g = torch.Generator().manual_seed(1)
+    A = 3
+    table = TabularPolicy.from_table(torch.softmax(torch.randn(A, A, generator=g), -1).numpy())
+    rows_read = []
+
+    class CountingTable(torch.nn.Module):
+        n_actions = A
+
+        def label_distribution(self, batch):
+            rows_read.append(batch.batch_size)
+            return distribution_labels(table, batch)
+
+        def sample(self, obs, generator=None, deterministic=False):
+            return table.sample(obs, generator=generator, deterministic=deterministic)
+
+    def collect(policy, n, seed):  # horizon 2, 3, 4, ... by round
+        gen = torch.Generator().manual_seed(seed)
+        s, obs, acts = torch.zeros(n, dtype=torch.long), [], []
+        for _ in range(2 + seed % 3):
+            a, _ = policy.sample(s, generator=gen)
+            obs.append(s)
+            acts.append(a)
+            s = a
+        o, a = torch.stack(obs, 1), torch.stack(acts, 1)
+        return TrajectoryBatch(obs=o, actions=a, mask=torch.ones_like(o, dtype=torch.bool))
+
+    student = TabularPolicy(A, A)
+    cfg = GKDConfig(beta=0.5, lmbda=0.5, n_iterations=3, sequences_per_iteration=10, n_updates=200,
+                    batch_size=8, lr=0.1)
+    data, history = train_gkd(student, CountingTable(), collect, cfg)
+    assert sum(rows_read) == cfg.labelled_sequences == data.batch_size == 30
+    assert data.horizon == 4
+    # the stored labels were the teacher's: the student reached it on the visited states
+    assert np.abs(student.table() - table.table()).max() < 0.05
+    assert history["loss/gkd"][-1] == pytest.approx(0.0, abs=1e-3)

@@ -12,9 +12,11 @@ support), on sort the deterministic "sort what remains" expert. The student is t
 (:class:`llmtrack.pipelines.base.BaseModel`). Budgets are equal in **labelled sequences** N: every method
 has the teacher label N sequences (sft / kd: N teacher samples; dagger / gkd: N sequences over ``rounds``
 rounds; rkl: N student samples scored by the teacher). ``teacher_queries`` counts the sequences the
-teacher was actually asked about, repeats included (distribution labels are re-read at every minibatch,
-hard labels are stored once), so the two budgets can be told apart. Updates: sft, kd, dagger and gkd
-take ``updates`` Adam steps in all; rkl takes N / ``rl_batch`` PPO batches of 2 epochs x 2 minibatches.
+teacher was actually asked about, repeats included. Every label is stored once (hard labels by DAgger,
+distributions by ``train_gkd``), so equal labelled sequences are also equal teacher queries: N
+sequences read by the teacher for every method. What differs is what one query returns -- a token
+(sft, dagger), a whole next-token distribution per step (kd, gkd), a log-probability per step (rkl).
+Updates: sft, kd, dagger and gkd take ``updates`` Adam steps in all; rkl takes N / ``rl_batch`` PPO batches of 2 epochs x 2 minibatches.
 
 On sort the teacher gives probability 0 to every wrong token, so the reverse KL (beta = 1, rkl) is +inf
 on any student sample: refused as bad input, before any work.
@@ -172,7 +174,8 @@ def _train(config: DistillRunConfig, policy, task, teacher: CountingTeacher) -> 
                         lr=c.lr, seed=seed + 1, progress=c.progress)
 
         def teacher_samples(_teacher, n: int, s: int) -> TrajectoryBatch:
-            teacher.queries += n
+            # counted once, when train_gkd reads the teacher's distributions along them: sampling a
+            # sequence from the teacher and reading its distributions at every step are one pass
             return task.demonstrations(n, seed=s)
 
         return train_gkd(policy, teacher, collect, gkd, off_policy=teacher_samples)[1]

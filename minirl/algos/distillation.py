@@ -107,10 +107,16 @@ def gkd_divergence(teacher_logp: Tensor, student_logp: Tensor, beta: float) -> T
     return generalised_jsd(teacher_logp, student_logp, beta) / (beta * (1 - beta))
 
 
-def gkd_loss(student: Policy, teacher: object, batch: TrajectoryBatch, beta: float) -> Tensor:
-    """Masked mean over real steps of D_beta(pi_T(.|s_t), pi_theta(.|s_t)) (docs/equations.md §10)."""
-    with torch.no_grad():
-        teacher_logp = distribution_labels(teacher, batch, "teacher").float()  # (B, T, A), fixed target
+def gkd_loss(student: Policy, teacher: object, batch: TrajectoryBatch, beta: float,
+             teacher_logp: Tensor | None = None) -> Tensor:
+    """Masked mean over real steps of D_beta(pi_T(.|s_t), pi_theta(.|s_t)) (docs/equations.md §10).
+
+    ``teacher_logp`` (B, T, A): the teacher's distributions at the batch's states, if already read
+    (``train_gkd`` labels each sequence once); None reads them from ``teacher`` now.
+    """
+    if teacher_logp is None:
+        with torch.no_grad():
+            teacher_logp = distribution_labels(teacher, batch, "teacher").float()  # (B, T, A), fixed target
     student_logp = distribution_labels(student, batch, "student")  # (B, T, A), with its graph
     if teacher_logp.shape != student_logp.shape:
         raise ValueError(f"teacher: gives {teacher_logp.shape[-1]} actions per state, the student "
@@ -123,6 +129,14 @@ def gkd_loss(student: Policy, teacher: object, batch: TrajectoryBatch, beta: flo
 def soft_bc_loss(student: Policy, teacher: object, batch: TrajectoryBatch) -> Tensor:
     """Soft-label BC: mean over real steps of KL(pi_T(.|s_t) || pi_theta(.|s_t)) = gkd_loss at beta = 0."""
     return gkd_loss(student, teacher, batch, 0.0)
+
+
+@torch.no_grad()
+def _read_labels(teacher: object, batch: TrajectoryBatch, horizon: int) -> Tensor:
+    """The teacher's distributions on ``batch``, (B, horizon, A) float32, right-padded along T like
+    ``TrajectoryBatch.cat`` pads the steps (padded steps are masked out by ``gkd_loss``)."""
+    logp = distribution_labels(teacher, batch, "teacher").float()  # (B, T, A)
+    return torch.nn.functional.pad(logp, (0, 0, 0, horizon - logp.shape[1]))
 
 
 @dataclass(frozen=True)
@@ -175,8 +189,14 @@ def train_gkd(student: Policy, teacher: object, collect: Collector, config: GKDC
             default ``collect`` acting the teacher (teacher samples: off-policy KD).
         on_iteration: optional ``f(i, student, dataset) -> metrics`` after each refit.
     Returns:
-        (dataset, history): the aggregated sequences (the teacher's distributions are re-read at every
-        minibatch, so they are not stored) and per-round ``data/sequences``, ``data/on_policy``, ``loss/gkd``.
+        (dataset, history): the aggregated sequences and per-round ``data/sequences``, ``data/on_policy``,
+        ``loss/gkd``.
+
+    Each sequence is labelled once, when it joins the aggregate: the teacher's distributions at its
+    states, (B, T, A) float32, are stored beside it and read by every later minibatch (a fixed teacher's
+    label at a fixed state never changes). So the teacher is asked about exactly N = n_iterations x
+    sequences_per_iteration sequences, the same number SFT asks it to sample, at the memory cost of
+    N x T x A floats (a small vocabulary here; a large one would want only the top-k of each label).
     """
     if not isinstance(config, GKDConfig):
         raise ValueError(f"config: must be a GKDConfig, got {type(config).__name__}")
@@ -189,6 +209,7 @@ def train_gkd(student: Policy, teacher: object, collect: Collector, config: GKDC
     M = config.sequences_per_iteration
     n_on = int(round(config.lmbda * M))
     dataset: TrajectoryBatch | None = None
+    labels: Tensor | None = None  # (B, T, A): the teacher's distributions, aligned with dataset's rows
     history: dict[str, list[float]] = {"data/sequences": [], "data/on_policy": [], "loss/gkd": []}
     for i in tqdm(range(config.n_iterations), desc="GKD", disable=not config.progress):
         parts = []
@@ -198,10 +219,16 @@ def train_gkd(student: Policy, teacher: object, collect: Collector, config: GKDC
             parts.append(off_policy(teacher, M - n_on, config.seed + i))  # type: ignore[arg-type]
         fresh = [p.replace(log_probs=None, rewards=None, values=None) for p in parts]
         dataset = TrajectoryBatch.cat(fresh if dataset is None else [dataset, *fresh])
-        data = dataset
+        T = dataset.horizon
+        old = [] if labels is None else [torch.nn.functional.pad(labels, (0, 0, 0, T - labels.shape[1]))]
+        labels = torch.cat(old + [_read_labels(teacher, p, T) for p in fresh])  # each sequence labelled once
+        data, targets = dataset, labels
 
         def loss_fn(index: Tensor | None) -> tuple[Tensor, float]:
-            loss = gkd_loss(student, teacher, data if index is None else data[index], config.beta)  # §10
+            if index is None:
+                loss = gkd_loss(student, teacher, data, config.beta, targets)  # §10
+            else:
+                loss = gkd_loss(student, teacher, data[index], config.beta, targets[index.to(targets.device)])
             return loss, loss.item()
 
         refit = BCConfig(n_updates=config.n_updates, batch_size=config.batch_size, lr=config.lr,
