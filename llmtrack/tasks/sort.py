@@ -18,6 +18,12 @@ base_skill = 0 is a uniformly random permutation of the prompt's digits (right w
 probability prod_d n_d! / n!), 1 is the expert. The default 0.5 gets short lists right often
 and long ones rarely (~75% at n = 2, ~4% at n = 8 for distinct digits), which gives
 best-of-N and GRPO something to find and preferences a mix of right and wrong answers.
+Regret (what coached labels read, :mod:`minirl.algos.coaching`): with the expert completing after a,
+    regret(s_t, a) = gold(y_<t, a*(s_t), expert completion) - gold(y_<t, a, expert completion).
+Under the exact-match gold reward it is exact in closed form. On track (y_<t equals the first t
+target tokens) the completion after a* = y*_t is y* (gold 1) and after any other token it is wrong
+(gold 0): regret = 1[a != y*_t]. Off track (an earlier token wrong) every completion scores 0:
+regret = 0 for every token -- nothing is left to lose, so every token is "recoverable" there.
 """
 
 from __future__ import annotations
@@ -142,6 +148,18 @@ class SortTask(Task):
         target, n, response, _ = self._aligned(batch)
         answer = torch.arange(target.shape[1])[None] <= n[:, None]
         return ((response == target) & answer).sum(1).float() / (n + 1).float()
+
+    def regret(self, batch: TrajectoryBatch) -> Tensor:
+        """The expert's regret at every response step, (B, T, V) float32 (module docstring):
+        1 for every token but the target where the response so far is right, 0 elsewhere (and on padding)."""
+        target, _ = self.targets(batch)
+        target = target[:, : batch.horizon]  # (B, T)
+        mask = batch.mask.cpu()
+        right = (batch.actions.long().cpu() == target) & mask
+        on_track = torch.cat([torch.ones(len(target), 1, dtype=torch.long), right.long().cumprod(1)[:, :-1]], 1)
+        on_track = on_track.bool() & mask  # (B, T): every earlier token right
+        wrong = torch.arange(self.vocab_size)[None, None] != target[..., None]  # (B, T, V)
+        return (on_track[..., None] & wrong).float()
 
     def step_reward(self, context: np.ndarray, action: int) -> float:
         if int(action) != EOS:
