@@ -3,6 +3,7 @@
     llmtrack sft --task {markov,sort} [--size nano|small|base] [--algo bc|dagger] [--seed N]
                  [--family gpt2|llama] [--checkpoint DIR] [--out DIR] [--device D] [--threads N] [--json]
     llmtrack distill --task {markov,sort} [--method sft|kd|dagger|gkd|rkl] [--beta B] [--lmbda L] [--labelled N]
+                     [--cold-start] [--labels expert|coach] [--coach-threshold P]
                      [--size S] [--family F] [--seed N] [--json]
     llmtrack demo kl-estimators [--json]
     llmtrack demo exposure-bias [--size S] [--family F] [--seed N] [--out DIR] [--json]
@@ -54,6 +55,7 @@ def _distill_config(args: argparse.Namespace) -> Any:
 
     return DistillRunConfig(task=args.task, method=args.method, beta=args.beta, lmbda=args.lmbda,
                             labelled=args.labelled, size=args.size, family=args.family, seed=args.seed,
+                            cold_start=args.cold_start, labels=args.labels, coach_threshold=args.coach_threshold,
                             progress=progress_wanted())
 
 
@@ -280,6 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GKD's on-policy fraction, 0..1 (default 1; gkd only)")
     p.add_argument("--labelled", type=count_option(1, 100_000), default=None,
                    help="N, sequences the teacher labels, 1..100000 (default: markov 1000, sort 200)")
+    p.add_argument("--cold-start", action="store_true",
+                   help="dagger: round 1 rolls in the teacher (DAgger's beta0 = 1, an SFT start), later rounds the student")
+    p.add_argument("--labels", default="expert",
+                   help="dagger's labels: expert (the teacher's action at each visited state) | coach (the teacher's "
+                        "action where the student gives it --coach-threshold, else the student's most likely "
+                        "zero-regret action; sort only); default expert")
+    p.add_argument("--coach-threshold", type=number_option(0.0, 1.0), default=0.1,
+                   help="coach: the student probability of the teacher's action above which it is taught, 0..1 "
+                        "(default 0.1)")
     p.add_argument("--size", default="nano", help="model size preset: nano | small | base (default nano)")
     p.add_argument("--family", default="gpt2", help="gpt2 | llama (default gpt2)")
     p.add_argument("--seed", type=seed_option, default=0, help="seed, 0..2**32-1 (default 0)")

@@ -226,3 +226,75 @@ def test_sort_regret_equals_brute_force_expert_completions():
     assert torch.equal(regret, expected)
     on_track = regret.sum(-1) > 0
     assert on_track.any() and (~on_track & batch.mask).any()  # both cases were exercised
+
+
+# -- llmtrack distill's dagger options and the lab's variants ---------------------------------------
+
+from llmtrack.cli import main  # noqa: E402
+from llmtrack.experiments.distillation import LabConfig, lab_runs, lab_table, summarize_lab  # noqa: E402
+from llmtrack.pipelines.base import BaseModel  # noqa: E402
+from llmtrack.pipelines.distillation import DistillRunConfig, run_distill  # noqa: E402
+
+
+@pytest.mark.parametrize("fields,field", [
+    (dict(task="markov", method="dagger", labels="coach"), "labels"),  # markov supplies no regret
+    (dict(task="sort", method="dagger", labels="hope"), "labels"),
+    (dict(task="sort", method="sft", labels="coach"), "labels"),
+    (dict(task="sort", method="kd", cold_start=True), "cold_start"),
+    (dict(task="sort", method="dagger", cold_start=1), "cold_start"),
+    (dict(task="sort", method="dagger", labels="coach", coach_threshold=1.5), "coach_threshold"),
+])
+def test_distill_config_refuses_bad_dagger_options(fields, field):
+    with pytest.raises(ValueError, match=f"^{field}:"):
+        DistillRunConfig(**fields)
+
+
+@pytest.mark.parametrize("argv,option", [
+    (["--task", "markov", "--method", "dagger", "--labels", "coach"], "labels"),
+    (["--task", "sort", "--method", "gkd", "--cold-start"], "cold_start"),
+    (["--task", "sort", "--method", "dagger", "--labels", "coach", "--coach-threshold", "2"], "--coach-threshold")])
+def test_distill_cli_refuses_bad_dagger_options_before_any_work(argv, option, capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMTRACK_CACHE", str(tmp_path / "cache"))
+    assert main(["distill", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"error: {option}:" in err[0], err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_the_json_records_the_dagger_options(tmp_path, monkeypatch):
+    tiny = BaseModel("nano", "gpt2", seed=0, n_sequences=64, bc=BCConfig(n_updates=8, batch_size=16, lr=3e-3))
+    monkeypatch.setattr(DistillRunConfig, "base_model", lambda self: tiny)
+    common = dict(task="sort", labelled=8, rounds=2, updates=4, batch_size=4, n_eval=8)
+    coached = run_distill(DistillRunConfig(method="dagger", labels="coach", cold_start=True, coach_threshold=0.3,
+                                           **common), cache_dir=str(tmp_path))
+    assert (coached["labels"], coached["cold_start"], coached["coach_threshold"]) == ("coach", True, 0.3)
+    assert 0.0 <= coached["relabelled"] <= 1.0 and coached["teacher_queries"] == 8
+    plain = run_distill(DistillRunConfig(method="dagger", **common), cache_dir=str(tmp_path))
+    assert (plain["labels"], plain["cold_start"], plain["coach_threshold"], plain["relabelled"]) == (
+        "expert", False, None, None)
+    sft = run_distill(DistillRunConfig(method="sft", **common), cache_dir=str(tmp_path))
+    assert sft["labels"] is None and sft["cold_start"] is None
+
+
+def test_the_lab_runs_and_summarises_each_dagger_variant_apart():
+    config = LabConfig(task="sort", labelled=(200,), seeds=(0, 1), full_grid_at=(), methods=("sft", "dagger"),
+                       dagger_variants=("expert", "cold", "coach", "cold+coach"))
+    runs = lab_runs(config)
+    assert [(r.method, r.cold_start, r.labels) for r in runs[::2]] == [
+        ("sft", False, "expert"), ("dagger", False, "expert"), ("dagger", True, "expert"),
+        ("dagger", False, "coach"), ("dagger", True, "coach")]
+    rows = [{"task": r.task, "method": r.method, "beta": None, "lmbda": None, "labelled": r.labelled,
+             "seed": r.seed, "teacher_queries": 200, "expert_accuracy": 0.9 + 0.01 * i + 0.001 * r.seed,
+             "labels": r.labels if r.method == "dagger" else None,
+             "cold_start": r.cold_start if r.method == "dagger" else None} for i, r in enumerate(runs)]
+    summary = summarize_lab(rows)
+    assert [(e["method"], e.get("cold_start"), e.get("labels"), e["seeds"]) for e in summary] == [
+        ("sft", None, None, 2), ("dagger", False, "expert", 2), ("dagger", True, "expert", 2),
+        ("dagger", False, "coach", 2), ("dagger", True, "coach", 2)]
+    assert all(e["beats_sft"] == 1.0 for e in summary[1:])
+    table = lab_table(summary)
+    assert "| dagger + cold start + coach |" in table and "| dagger + coach |" in table
+    for fields, field in ((dict(dagger_variants=("warm",)), "dagger_variants"), (dict(methods=("ppo",)), "methods"),
+                          (dict(task="markov", dagger_variants=("coach",)), "labels")):
+        with pytest.raises(ValueError, match=f"^{field}:"):
+            LabConfig(**{**dict(task="sort", labelled=(200,)), **fields})

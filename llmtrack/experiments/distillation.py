@@ -5,7 +5,9 @@ equal labelled sequences N; seed k uses base model k, data k, training k, and th
 The summary per (task, N, method, beta, lambda) is the mean +- standard error over seeds of the exact-teacher
 scores (forward and reverse KL of whole responses, gold reward; on sort mistakes_after_first and slip rate),
 and the fraction of seeds on which the method beats SFT of the same seed (lower forward KL on markov; higher
-expert accuracy on sort). Results and commands: docs/results/distillation.md.
+expert accuracy on sort). DAgger variants (``dagger_variants``) add runs with an SFT cold start and coached
+labels (``--cold-start``, ``--labels coach`` of ``llmtrack distill``); each is summarised on its own, and
+``methods`` restricts a lab to some methods. Results and commands: docs/results/distillation.md.
 """
 
 from __future__ import annotations
@@ -21,27 +23,43 @@ from tqdm.auto import tqdm
 
 from minirl.checks import check_seed_list
 from minirl.estimators import mean_se
-from llmtrack.pipelines.distillation import DistillRunConfig, run_distill
+from llmtrack.pipelines.distillation import METHODS, DistillRunConfig, run_distill
 
 __all__ = ["LabConfig", "lab_runs", "run_distillation_lab", "summarize_lab", "lab_table"]
 
 GRID = tuple((b, l) for b in (0.0, 0.5, 1.0) for l in (0.0, 0.5, 1.0))
+DAGGER_VARIANTS = {"expert": (False, "expert"), "cold": (True, "expert"), "coach": (False, "coach"),
+                   "cold+coach": (True, "coach")}
+"""A DAgger variant's name -> (cold_start, labels) of its runs."""
 
 
 @dataclass(frozen=True)
 class LabConfig:
-    """Which runs: the task, the budgets N, the seeds, and whether the full GKD grid runs at every N."""
+    """Which runs: the task, the budgets N, the seeds, whether the full GKD grid runs at every N, the methods,
+    and the DAgger variants."""
 
     task: str = "markov"
     labelled: tuple[int, ...] = (200, 1000)
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     full_grid_at: tuple[int, ...] = (1000,)
+    methods: tuple[str, ...] = METHODS
+    """The methods that run (those the task refuses are skipped)."""
+    dagger_variants: tuple[str, ...] = ("expert",)
+    """The DAgger runs, each a name of ``DAGGER_VARIANTS``."""
     progress: bool = False
 
     def __post_init__(self) -> None:
         check_seed_list(self.seeds, "seeds", distinct=True)
+        for name, values, valid in (("methods", self.methods, METHODS), ("dagger_variants", self.dagger_variants,
+                                                                          DAGGER_VARIANTS)):
+            if not isinstance(values, tuple) or not values or any(v not in valid for v in values):
+                raise ValueError(f"{name}: must be a non-empty tuple of {list(valid)}, got {values!r}")
         for n in self.labelled:
             DistillRunConfig(task=self.task, labelled=n)  # validates task and N
+        if "dagger" in self.methods:
+            for variant in self.dagger_variants:  # coach needs the task's regret
+                cold_start, labels = DAGGER_VARIANTS[variant]
+                DistillRunConfig(task=self.task, method="dagger", cold_start=cold_start, labels=labels)
 
 
 def lab_runs(config: LabConfig) -> list[DistillRunConfig]:
@@ -53,11 +71,14 @@ def lab_runs(config: LabConfig) -> list[DistillRunConfig]:
         methods += [("gkd", b, l) for b, l in grid]
         methods.append(("rkl", 0.5, 1.0))
         for method, beta, lmbda in methods:
-            if config.task == "sort" and (method == "rkl" or (method == "gkd" and beta == 1.0)):
+            if method not in config.methods or config.task == "sort" and (
+                    method == "rkl" or (method == "gkd" and beta == 1.0)):
                 continue
-            for seed in config.seeds:
-                runs.append(DistillRunConfig(task=config.task, method=method, beta=beta, lmbda=lmbda, labelled=n,
-                                             seed=seed))
+            variants = [DAGGER_VARIANTS[v] for v in config.dagger_variants] if method == "dagger" else [(False, "expert")]
+            for cold_start, labels in variants:
+                for seed in config.seeds:
+                    runs.append(DistillRunConfig(task=config.task, method=method, beta=beta, lmbda=lmbda, labelled=n,
+                                                 seed=seed, cold_start=cold_start, labels=labels))
     return runs
 
 
@@ -67,18 +88,23 @@ def run_distillation_lab(config: LabConfig) -> list[dict[str, Any]]:
 
 
 def summarize_lab(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean +- se over seeds per (task, N, method, beta, lambda), and the fraction of seeds beating SFT."""
+    """Mean +- se over seeds per (task, N, method, beta, lambda, DAgger variant), and the fraction of seeds
+    beating SFT; a DAgger variant is its rows' ``labels`` and ``cold_start`` (absent in older rows: plain DAgger)."""
     import torch
 
     sft = {(r["task"], r["labelled"], r["seed"]): r for r in rows if r["method"] == "sft"}
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
-        groups.setdefault((r["task"], r["labelled"], r["method"], r["beta"], r["lmbda"]), []).append(r)
+        variant = (r.get("labels") or "expert", bool(r.get("cold_start")))
+        groups.setdefault((r["task"], r["labelled"], r["method"], r["beta"], r["lmbda"], variant), []).append(r)
     out = []
-    for (task, n, method, beta, lmbda), rs in groups.items():
+    for (task, n, method, beta, lmbda, (labels, cold_start)), rs in groups.items():
         entry: dict[str, Any] = {"task": task, "labelled": n, "method": method, "beta": beta, "lmbda": lmbda,
                                  "seeds": len(rs), "teacher_queries": sum(r["teacher_queries"] for r in rs) / len(rs)}
-        for key in ("forward_kl", "reverse_kl", "gold_reward", "expert_accuracy", "mistakes_after_first", "slip_rate"):
+        if method == "dagger":
+            entry.update(labels=labels, cold_start=cold_start)
+        for key in ("forward_kl", "reverse_kl", "gold_reward", "expert_accuracy", "mistakes_after_first", "slip_rate",
+                    "relabelled"):
             values = [r[key] for r in rs if r.get(key) is not None]
             if values:
                 entry[key], entry[f"{key}_se"] = mean_se(torch.tensor(values, dtype=torch.float64))
@@ -100,7 +126,9 @@ def lab_table(summary: list[dict[str, Any]]) -> str:
     for e in summary:
         b = "" if e["beta"] is None else f"{e['beta']:g}"
         lam = "" if e["lmbda"] is None else f"{e['lmbda']:g}"
-        lines.append(f"| {e['labelled']} | {e['method']} | {b} | {lam} | {fmt(e, 'forward_kl')} | {fmt(e, 'reverse_kl')} | "
+        method = e["method"] + (" + cold start" if e.get("cold_start") else "") + (
+            " + coach" if e.get("labels") == "coach" else "")
+        lines.append(f"| {e['labelled']} | {method} | {b} | {lam} | {fmt(e, 'forward_kl')} | {fmt(e, 'reverse_kl')} | "
                      f"{fmt(e, 'gold_reward')} | {fmt(e, 'expert_accuracy')} | {fmt(e, 'mistakes_after_first')} | "
                      f"{fmt(e, 'slip_rate')} | {e['beats_sft']:.0%} | {e['teacher_queries']:.0f} |")
     return "\n".join(lines)
@@ -113,9 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--labelled", type=int, nargs="+", default=[200, 1000])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--full-grid-at", type=int, nargs="*", default=[1000])
+    parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--dagger-variants", nargs="+", default=["expert"], help=" | ".join(DAGGER_VARIANTS))
     args = parser.parse_args(argv)
     config = LabConfig(task=args.task, labelled=tuple(args.labelled), seeds=tuple(range(args.seeds)),
-                       full_grid_at=tuple(args.full_grid_at), progress=sys.stderr.isatty())
+                       full_grid_at=tuple(args.full_grid_at), methods=tuple(args.methods),
+                       dagger_variants=tuple(args.dagger_variants), progress=sys.stderr.isatty())
     print(json.dumps(run_distillation_lab(config)))
     return 0
 

@@ -20,6 +20,13 @@ Updates: sft, kd, dagger and gkd take ``updates`` Adam steps in all; rkl takes N
 
 On sort the teacher gives probability 0 to every wrong token, so the reverse KL (beta = 1, rkl) is +inf
 on any student sample: refused as bad input, before any work.
+
+dagger's options: ``cold_start`` (round 1 rolls in the teacher, DAgger's beta0 = 1, so its sequences are
+teacher samples: an SFT start; later rounds the student alone) and ``labels="coach"``
+(:mod:`minirl.algos.coaching`: the teacher's action where the student gives it ``coach_threshold``
+probability, else the student's most likely action of zero regret under the teacher's completion). The
+regret is the task's (``SortTask.regret``), read on the same labelled sequences, so the budget stays N.
+Markov supplies none (its teacher is a distribution, its "action" a sample): coach labels are refused there.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from minirl.algos.bc import BCConfig, train_bc
+from minirl.algos.coaching import Coach, CoachConfig
 from minirl.algos.dagger import DAggerConfig, train_dagger
 from minirl.algos.distillation import GKDConfig, ReverseKLReward, train_gkd
 from minirl.algos.ppo import PPO, PPOConfig
@@ -44,10 +52,13 @@ from llmtrack.pipelines.evaluate import EvalConfig, evaluate
 from llmtrack.pipelines.imitation import SampledExpert, task_collector
 from llmtrack.pipelines.recipe import SFTRunConfig, make_pipeline_task
 from llmtrack.models import FAMILIES, PRESETS
+from llmtrack.tasks import TASKS
 
 __all__ = ["METHODS", "DistillRunConfig", "CountingTeacher", "run_distill"]
 
 METHODS = ("sft", "kd", "dagger", "gkd", "rkl")
+LABELS = ("expert", "coach")
+"""dagger's labels (module docstring)."""
 DEFAULTS: dict[str, dict[str, Any]] = {
     "markov": dict(labelled=1000, updates=300, lr=3e-4, n_eval=1000),
     "sort": dict(labelled=200, updates=600, lr=1e-3, n_eval=1000),
@@ -87,6 +98,12 @@ class DistillRunConfig:
     """Sequences per PPO batch (rkl)."""
     n_eval: int | None = None
     """Own generations and teacher samples per evaluation (None: task default)."""
+    cold_start: bool = False
+    """dagger: round 1 rolls in the teacher (beta0 = 1, an SFT start), later rounds the student (beta_decay = 0)."""
+    labels: str = "expert"
+    """dagger's labels, one of ``LABELS``: the teacher's at each visited state, or coached (module docstring)."""
+    coach_threshold: float = 0.1
+    """coach: teach the teacher's action where the student gives it at least this probability, in [0, 1]."""
     progress: bool = False
     """Progress bars (stderr)."""
 
@@ -113,6 +130,18 @@ class DistillRunConfig:
             field = "method" if self.method == "rkl" else "beta"
             raise ValueError(f"{field}: the reverse KL to sort's deterministic teacher is +inf on any student sample "
                              "(the teacher gives wrong tokens probability 0); use beta < 1 or another method")
+        if not isinstance(self.cold_start, bool):
+            raise ValueError(f"cold_start: must be True or False, got {self.cold_start!r}")
+        if not isinstance(self.labels, str) or self.labels not in LABELS:
+            raise ValueError(f"labels: must be one of {list(LABELS)}, got {self.labels!r}")
+        check_probability(self.coach_threshold, "coach_threshold")
+        if self.method != "dagger" and (self.cold_start or self.labels != "expert"):
+            field = "cold_start" if self.cold_start else "labels"
+            raise ValueError(f"{field}: a dagger option; method {self.method!r} does not take it")
+        if self.labels == "coach" and not callable(getattr(TASKS.get(self.task), "regret", None)):
+            raise ValueError(f"labels: coach labels need the teacher's regret at every state, which the {self.task} "
+                             "task does not supply (its teacher is a distribution: its 'action' is only a sample); "
+                             "use labels='expert' or task='sort'")
         self.base_model()  # validates the base-model spec too
 
     def base_model(self) -> BaseModel:
@@ -180,11 +209,17 @@ def _train(config: DistillRunConfig, policy, task, teacher: CountingTeacher) -> 
 
         return train_gkd(policy, teacher, collect, gkd, off_policy=teacher_samples)[1]
     if c.method == "dagger":
-        labeller = SampledExpert(teacher, seed=seed)  # hard labels: a sample of the teacher at each state
-        dagger = DAggerConfig(n_iterations=c.rounds, episodes_per_iteration=N // c.rounds, beta0=0.0,
+        labeller = _Labeller(SampledExpert(teacher, seed=seed), teacher)  # hard labels: a teacher sample at each state
+        if c.labels == "coach":  # the teacher's action, or the student's most likely zero-regret one
+            labeller = Coach(policy, labeller, task.regret, CoachConfig(threshold=c.coach_threshold))
+        dagger = DAggerConfig(n_iterations=c.rounds, episodes_per_iteration=N // c.rounds,
+                              beta0=1.0 if c.cold_start else 0.0, beta_decay=0.0,  # beta = 1 (cold start), 0, 0, ...
                               bc=BCConfig(n_updates=per_round, batch_size=c.batch_size, lr=c.lr, seed=seed),
                               seed=seed + 1, progress=c.progress)
-        return train_dagger(policy, _Labeller(labeller, teacher), collect, dagger)[1]
+        history = train_dagger(policy, labeller, collect, dagger)[1]
+        if isinstance(labeller, Coach):
+            history["coach/relabelled"] = [labeller.relabelled / max(1, labeller.labelled)]
+        return history
     # rkl: minirl's PPO update with REINFORCE advantages on the sampled-token reverse-KL reward
     ppo = PPO(policy, None, PPOConfig(advantage="reinforce", n_epochs=2, n_minibatches=2, lr=c.lr, anneal_lr=False,
                                       max_grad_norm=1.0, seed=seed))
@@ -199,7 +234,7 @@ def _train(config: DistillRunConfig, policy, task, teacher: CountingTeacher) -> 
 
 
 class _Labeller(nn.Module):
-    """DAgger's expert: hard sampled labels from ``labeller``, acting (if ever) as the teacher."""
+    """DAgger's expert: hard sampled labels from ``labeller``, acting as the teacher in a cold start's roll-in."""
 
     def __init__(self, labeller: SampledExpert, teacher: CountingTeacher):
         super().__init__()
@@ -225,7 +260,7 @@ def run_distill(config: DistillRunConfig = DistillRunConfig(), cache_dir: str | 
         policy = config.base_model().build(task, cache_dir)
         teacher = CountingTeacher(task.expert)
         t0 = time.perf_counter()
-        _train(config, policy, task, teacher)
+        history = _train(config, policy, task, teacher)
         train_s = time.perf_counter() - t0
         metrics = evaluate(policy, task, EvalConfig(n_sequences=config.n_eval))
     finally:
@@ -237,6 +272,10 @@ def run_distill(config: DistillRunConfig = DistillRunConfig(), cache_dir: str | 
                 "expert_accuracy", "mistakes_after_first", "slip_rate", "mistakes"):
         value = metrics.get(key)
         out[key] = None if value is None or value != value or value in (float("inf"), float("-inf")) else value
+    dagger, coach = config.method == "dagger", config.method == "dagger" and config.labels == "coach"
+    out.update(labels=config.labels if dagger else None, cold_start=config.cold_start if dagger else None,
+               coach_threshold=config.coach_threshold if coach else None,
+               relabelled=history["coach/relabelled"][-1] if coach else None)  # share of labels not the teacher's
     out.update(teacher_queries=teacher.queries, train_s=round(train_s, 3),
                wall_s=round(time.perf_counter() - start, 3))
     return out
