@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from minirl.algos.kl_penalty import KLLoss, KLPenalisedReward, exact_kl_gradients, kl_penalised_reward
-from minirl.algos.ppo import PPO, PPOConfig
+from minirl.algos.kl_penalty import (OFF_POLICY_PLACEMENTS, KLLoss, KLPenalisedReward, exact_kl_gradients,
+                                     exact_off_policy_kl_gradients, kl_penalised_reward)
+from minirl.algos.ppo import PPO, PPOConfig, ppo_loss
 from minirl.data import TrajectoryBatch
 from minirl.estimators import kl_estimate
 from minirl.policies import TabularPolicy
@@ -109,3 +110,128 @@ def test_kl_loss_in_ppo_pulls_the_policy_to_the_reference():
     assert np.abs(policy.table() - reference.table()).max() < 0.02
     with pytest.raises(ValueError, match="^coef:"):
         KLLoss(reference, coef=-1.0)
+
+
+def _behaviour(policy, scale, seed=1):
+    """pi_old: the policy's logits plus scale x seeded standard normal noise (a fixed table, no gradient)."""
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(policy.theta.shape, generator=g, dtype=torch.float64)
+    return TabularPolicy.from_table(torch.softmax(policy.theta.detach() + scale * noise, -1).numpy()).double()
+
+
+def _sampled_by(behaviour, batch):
+    with torch.no_grad():
+        return batch.replace(log_probs=behaviour.log_prob(batch))
+
+
+ON_POLICY_COUNTERPART = {"reward": "reward", "reward_unclipped": "reward", "loss": "loss", "loss_ratio": "loss_ratio",
+                         "token_reward_fresh": "reward", "sequence_reward_stale": "reward",
+                         "sequence_reward": "reward", "sequence_loss": "loss", "sequence_loss_ratio": "loss_ratio"}
+
+
+def test_off_policy_rows_reduce_to_the_on_policy_rows_when_pi_old_is_pi():
+    policy, reference, batch = _chain()
+    weights = torch.ones(batch.batch_size)
+    on = exact_kl_gradients(policy, reference, batch, weights, [policy.theta])
+    off = exact_off_policy_kl_gradients(policy, reference, _sampled_by(policy, batch), weights, [policy.theta])
+    assert off["kl_old_to_policy"] == pytest.approx(0.0, abs=1e-12) and off["clip_fraction"] == 0.0
+    torch.testing.assert_close(off["grad"], on["grad"])
+    for est in ("k1", "k2", "k3"):
+        for placement in OFF_POLICY_PLACEMENTS:
+            row, expected = off[f"{est}/{placement}"], on[f"{est}/{ON_POLICY_COUNTERPART[placement]}"]
+            torch.testing.assert_close(row["grad"], expected["grad"], rtol=1e-9, atol=1e-12)
+            assert row["value"] == pytest.approx(expected["value"], rel=1e-12)
+            assert row["variance"] == pytest.approx(expected["variance"], rel=1e-9)
+
+
+def test_sequence_weights_make_off_policy_samples_exact():
+    """W = d^pi / d^old per sequence: k1 in the reward recomputed at pi is grad KL exactly, and every
+    sequence-weighted row is its on-policy row; PPO's per-token ratios with the stale penalty are not exact."""
+    policy, reference, batch = _chain()
+    weights = torch.ones(batch.batch_size)
+    on = exact_kl_gradients(policy, reference, batch, weights, [policy.theta])
+    off = exact_off_policy_kl_gradients(policy, reference, _sampled_by(_behaviour(policy, 0.4), batch), weights,
+                                        [policy.theta])
+    assert off["kl_old_to_policy"] > 1e-3
+    torch.testing.assert_close(off["grad"], on["grad"])  # the target is grad KL at the current pi
+    assert off["k1/sequence_reward"]["rel_error"] < 1e-10 and abs(off["k1/sequence_reward"]["bias"]) < 1e-12
+    for est in ("k1", "k2", "k3"):
+        for placement in ("reward", "loss", "loss_ratio"):
+            row, expected = off[f"{est}/sequence_{placement}"], on[f"{est}/{placement}"]
+            torch.testing.assert_close(row["grad"], expected["grad"], rtol=1e-9, atol=1e-12)
+            assert row["value"] == pytest.approx(expected["value"], rel=1e-10)  # E_old[W K] = E_pi[K]
+    for key in ("k1/reward", "k1/reward_unclipped", "k1/token_reward_fresh", "k1/sequence_reward_stale"):
+        assert off[key]["rel_error"] > 0.01, key  # each of staleness and per-token ratios loses exactness
+    assert off["k1/loss"]["grad"].norm() > 0.05 * off["grad"].norm()  # k1 in the loss: no longer zero
+
+
+def test_off_policy_loss_gradients_in_closed_form():
+    """On pi_old's states (visits n_old(s)): k1 in the loss is sum_s n_old(s) (pi_old(.|s) - pi(.|s)) on the
+    logits (it pushes pi away from pi_old), and k1 or k3 times the ratio is the per-state reverse KL's gradient."""
+    policy, reference, batch = _chain()
+    old = _behaviour(policy, 0.4)
+    off = exact_off_policy_kl_gradients(policy, reference, _sampled_by(old, batch), torch.ones(batch.batch_size),
+                                        [policy.theta])
+    visits = _visits(old, batch)
+    pi_old, pi = torch.softmax(old.theta.double(), -1), torch.softmax(policy.theta.detach().double(), -1)
+    torch.testing.assert_close(off["k1/loss"]["grad"], (visits[:, None] * (pi_old - pi)).reshape(-1))
+    theta = policy.theta.detach().clone().requires_grad_(True)
+    q, p = torch.softmax(theta, -1), torch.softmax(reference.theta.double(), -1)
+    g_reverse, = torch.autograd.grad((visits * (q * (q / p).log()).sum(-1)).sum(), theta)
+    for key in ("k1/loss_ratio", "k3/loss_ratio"):
+        torch.testing.assert_close(off[key]["grad"], g_reverse.reshape(-1))
+
+
+def test_off_policy_reward_row_is_ppo_loss_on_the_reward_fn():
+    """The "reward" row is the gradient of PPO's own loss on KLPenalisedReward's rewards (computed from the
+    sampling log-probs), each row's advantage scaled by its probability under pi_old (the clipped surrogate is
+    positively homogeneous in A), with PPO's default clip -- which is active here."""
+    policy, reference, batch = _chain()
+    sampled = _sampled_by(_behaviour(policy, 0.8), batch)
+    clip_eps = PPOConfig().clip_eps
+    off = exact_off_policy_kl_gradients(policy, reference, sampled, torch.ones(batch.batch_size), [policy.theta],
+                                        clip_eps)
+    assert off["clip_fraction"] > 0.05
+    w = batch.masked_sum(sampled.log_probs).exp()  # d^old, (B,)
+    for est in ("k1", "k3"):
+        rewards = KLPenalisedReward(lambda b: torch.zeros(b.batch_size), reference, 1.0, est)(sampled).double()
+        ret = batch.masked_sum(rewards)
+        adv = ((ret - (w * ret).sum()) * w)[:, None] * batch.mask
+        logp = policy.log_prob(batch)
+        zeros = torch.zeros_like(logp)
+        loss, _ = ppo_loss(logp, sampled.log_probs, adv, zeros, zeros, zeros, zeros, batch.mask, clip_eps,
+                           vf_coef=0.0)
+        g, = torch.autograd.grad(loss * batch.mask.sum(), policy.theta)
+        torch.testing.assert_close(off[f"{est}/reward"]["grad"], g.reshape(-1), rtol=1e-5, atol=1e-7)
+        assert (off[f"{est}/reward"]["grad"] - off[f"{est}/reward_unclipped"]["grad"]).norm() > 1e-3
+
+
+def test_off_policy_input_is_checked():
+    policy, reference, batch = _chain()
+    weights = torch.ones(batch.batch_size)
+    with pytest.raises(ValueError, match="^batch: needs log_probs"):
+        exact_off_policy_kl_gradients(policy, reference, batch, weights, [policy.theta])
+    sampled = _sampled_by(_behaviour(policy, 0.4), batch)
+    with pytest.raises(ValueError, match="^batch: must enumerate"):
+        exact_off_policy_kl_gradients(policy, reference, sampled[torch.arange(5)], torch.ones(5), [policy.theta])
+    with pytest.raises(ValueError, match="^clip_eps:"):
+        exact_off_policy_kl_gradients(policy, reference, sampled, weights, [policy.theta], clip_eps=0.0)
+
+
+def test_lab_off_policy_rows_on_the_markov_task():
+    """The lab's markov instance (the results page): the same findings, through the float32 bigram tables."""
+    from llmtrack.experiments.kl_estimators import KLEstimatorConfig, kl_estimators_table, run_kl_estimators
+
+    result = run_kl_estimators(KLEstimatorConfig())
+    assert len(result["off_policy"]) == 2
+    on = {(r["estimator"], r["placement"]): r for r in result["rows"]}
+    for off in result["off_policy"]:
+        assert 0.01 < off["kl_old_to_policy"] < 0.1 and off["clip_fraction"] > 0.0
+        rows = {(r["estimator"], r["placement"]): r for r in off["rows"]}
+        assert {k for k, r in rows.items() if r["unbiased_gradient"]} == {("k1", "sequence_reward")}
+        assert rows["k1", "reward"]["cosine"] > 0.9 and rows["k1", "reward"]["rel_error"] > 0.1
+        assert rows["k3", "loss"]["rel_error"] > on["k3", "loss"]["rel_error"]  # GRPO's choice gets worse
+        assert abs(rows["k1", "loss_ratio"]["cosine"] - on["k1", "loss_ratio"]["cosine"]) < 0.01  # ... this does not
+    assert "Off policy: samples from pi_old = pi*_0.6" in kl_estimators_table(result)
+    with pytest.raises(ValueError, match="^behaviour_beta:"):
+        KLEstimatorConfig(behaviour_beta=0.0)
