@@ -17,6 +17,7 @@ from minirl.algos.ppo import (
     clipped_value_loss,
     gae,
     ppo_loss,
+    reward_to_go,
 )
 from minirl.data import TrajectoryBatch
 from minirl.envs import HideReward, TabularVectorEnv, gridworld
@@ -83,6 +84,16 @@ def test_gae_lambda_one_is_the_bootstrapped_discounted_return():
     _, R = gae(r, v, nv, end, torch.ones(1, 5, dtype=torch.bool), gamma, lam=1.0)
     expected = [1 + 0.5 * (2 + 0.5 * 10), 2 + 0.5 * 10, 4 + 0.5 * 8, 8, 16 + 0.5 * 6]
     assert R[0].tolist() == pytest.approx(expected)
+
+
+def test_reward_to_go_sums_the_discounted_rewards_after_each_step_within_its_episode():
+    """G_t by hand: an episode ends at step 1 (no bootstrap: V = 0), the next runs to the row's end;
+    padding stays 0; gamma = 0 leaves each step its own reward."""
+    r = torch.tensor([[1.0, 2.0, 4.0, 8.0, 0.0]])
+    end = torch.tensor([[False, True, False, False, False]])
+    mask = torch.tensor([[True, True, True, True, False]])
+    assert reward_to_go(r, end, mask, 0.5)[0].tolist() == pytest.approx([2.0, 2.0, 8.0, 8.0, 0.0])
+    assert reward_to_go(r, end, mask, 0.0)[0].tolist() == pytest.approx([1.0, 2.0, 4.0, 8.0, 0.0])
 
 
 # -- losses ------------------------------------------------------------------
@@ -282,7 +293,7 @@ def test_gaussian_policy_labels_with_its_mean_action():
     assert policy.label(batch).shape == (2, 4, 2)
 
 
-@pytest.mark.parametrize("estimator", ["reinforce", "rloo", "grpo"])
+@pytest.mark.parametrize("estimator", ["reinforce", "rloo", "grpo", "reward_to_go"])
 def test_monte_carlo_estimators_reach_the_kl_regularised_optimum_of_a_bandit(estimator):
     """On a K-armed bandit with reward r - beta (log pi_old - log pi_ref) (docs/equations.md §6), PPO's
     update with each Monte-Carlo advantage, fed by a batch source, converges to
