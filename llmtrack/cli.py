@@ -55,6 +55,7 @@ def _distill_config(args: argparse.Namespace) -> Any:
 
     return DistillRunConfig(task=args.task, method=args.method, beta=args.beta, lmbda=args.lmbda,
                             labelled=args.labelled, size=args.size, family=args.family, seed=args.seed,
+                            rl_gamma=args.rl_gamma,
                             cold_start=args.cold_start, labels=args.labels, coach_threshold=args.coach_threshold,
                             progress=progress_wanted())
 
@@ -280,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="GKD's JSD(beta), 0..1: 0 forward KL, 1 reverse KL (default 0.5; gkd only)")
     p.add_argument("--lmbda", type=number_option(0.0, 1.0), default=1.0,
                    help="GKD's on-policy fraction, 0..1 (default 1; gkd only)")
+    p.add_argument("--rl-gamma", type=number_option(0.0, 1.0), default=0.0,
+                   help="rkl's discount of the reward-to-go, 0..1: 0 credits each token with its own log-ratio, 1 with "
+                        "the rest of the sequence's (the exact sequence-KL gradient); default 0")
     p.add_argument("--labelled", type=count_option(1, 100_000), default=None,
                    help="N, sequences the teacher labels, 1..100000 (default: markov 1000, sort 200)")
     p.add_argument("--cold-start", action="store_true",

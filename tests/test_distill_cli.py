@@ -17,7 +17,7 @@ def cache(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("argv,option", [
     (["--task", "markov", "--beta", "1.5"], "--beta"), (["--task", "markov", "--beta", "-0.1"], "--beta"),
-    (["--task", "markov", "--lmbda", "2"], "--lmbda"), (["--task", "markov", "--labelled", "0"], "--labelled"),
+    (["--task", "markov", "--lmbda", "2"], "--lmbda"), (["--task", "markov", "--rl-gamma", "1.5"], "--rl-gamma"), (["--task", "markov", "--labelled", "0"], "--labelled"),
     (["--task", "sort", "--method", "rkl"], "method"), (["--task", "sort", "--method", "gkd", "--beta", "1"], "beta"),
     (["--task", "markov", "--method", "ppo"], "method"), (["--task", "chess"], "task"),
     (["--task", "markov", "--size", "huge"], "size")])

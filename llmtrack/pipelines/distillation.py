@@ -16,7 +16,10 @@ teacher was actually asked about, repeats included. Every label is stored once (
 distributions by ``train_gkd``), so equal labelled sequences are also equal teacher queries: N
 sequences read by the teacher for every method. What differs is what one query returns -- a token
 (sft, dagger), a whole next-token distribution per step (kd, gkd), a log-probability per step (rkl).
-Updates: sft, kd, dagger and gkd take ``updates`` Adam steps in all; rkl takes N / ``rl_batch`` PPO batches of 2 epochs x 2 minibatches.
+Updates: sft, kd, dagger and gkd take ``updates`` Adam steps in all; rkl takes N / ``rl_batch`` PPO
+batches of 2 epochs x 2 minibatches, its advantage the reward-to-go at ``rl_gamma``: 0 (the default)
+credits each token with its own log-ratio alone, 1 with the rest of the sequence's (the exact gradient
+of the sequence KL, docs/equations.md §10). rkl's settings were chosen on seeds 100-102, outside the lab's.
 
 On sort the teacher gives probability 0 to every wrong token, so the reverse KL (beta = 1, rkl) is +inf
 on any student sample: refused as bad input, before any work.
@@ -44,7 +47,7 @@ from minirl.algos.coaching import Coach, CoachConfig
 from minirl.algos.dagger import DAggerConfig, train_dagger
 from minirl.algos.distillation import GKDConfig, ReverseKLReward, train_gkd
 from minirl.algos.ppo import PPO, PPOConfig
-from minirl.checks import check_int, check_probability, check_seed
+from minirl.checks import check_int, check_number, check_probability, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.sources import CallableSource
 from llmtrack.pipelines.base import BaseModel
@@ -94,8 +97,12 @@ class DistillRunConfig:
     """Sequences per minibatch."""
     lr: float | None = None
     """Adam learning rate (None: task default)."""
-    rl_batch: int = 50
+    rl_batch: int = 20
     """Sequences per PPO batch (rkl)."""
+    rl_lr: float = 1e-3
+    """Adam learning rate of rkl's PPO updates."""
+    rl_gamma: float = 0.0
+    """rkl's discount in the reward-to-go: 0 = each token's own log-ratio, 1 = the rest of the sequence's."""
     n_eval: int | None = None
     """Own generations and teacher samples per evaluation (None: task default)."""
     cold_start: bool = False
@@ -122,6 +129,8 @@ class DistillRunConfig:
         check_int(self.updates, "updates", 1, 100_000)
         check_int(self.batch_size, "batch_size", 1)
         check_int(self.rl_batch, "rl_batch", 2)
+        check_number(self.rl_lr, "rl_lr", 0.0, strict_minimum=True)
+        check_probability(self.rl_gamma, "rl_gamma")
         check_int(self.n_eval, "n_eval", 2)
         check_seed(self.seed)
         if self.labelled < self.rounds and self.method in ("dagger", "gkd"):
@@ -220,12 +229,12 @@ def _train(config: DistillRunConfig, policy, task, teacher: CountingTeacher) -> 
         if isinstance(labeller, Coach):
             history["coach/relabelled"] = [labeller.relabelled / max(1, labeller.labelled)]
         return history
-    # rkl: minirl's PPO update with REINFORCE advantages on the sampled-token reverse-KL reward
-    ppo = PPO(policy, None, PPOConfig(advantage="reinforce", n_epochs=2, n_minibatches=2, lr=c.lr, anneal_lr=False,
-                                      max_grad_norm=1.0, seed=seed))
+    # rkl: minirl's PPO update with reward-to-go advantages on the sampled-token reverse-KL reward
+    ppo = PPO(policy, None, PPOConfig(advantage="reward_to_go", gamma=c.rl_gamma, n_epochs=2, n_minibatches=2,
+                                      lr=c.rl_lr, anneal_lr=False, max_grad_norm=1.0, seed=seed))
     reward = ReverseKLReward(teacher, policy)
     rounds = itertools.count()
-    source = CallableSource(lambda: collect(policy, c.rl_batch, seed + 1 + next(rounds)).replace(group_size=c.rl_batch),
+    source = CallableSource(lambda: collect(policy, c.rl_batch, seed + 1 + next(rounds)),
                             steps_per_batch=1)  # budgeted in rounds of rl_batch sequences
     history: dict[str, list[float]] = {"reward/reverse_kl": []}
     ppo.train(source, max(1, N // c.rl_batch), reward_fn=reward,
@@ -266,7 +275,9 @@ def run_distill(config: DistillRunConfig = DistillRunConfig(), cache_dir: str | 
     finally:
         torch.set_num_threads(threads)
     out: dict[str, Any] = {"task": config.task, "method": config.method, "beta": config.effective_beta,
-                           "lmbda": config.effective_lmbda, "labelled": config.labelled, "size": config.size,
+                           "lmbda": config.effective_lmbda,
+                           "rl_gamma": config.rl_gamma if config.method == "rkl" else None,
+                           "labelled": config.labelled, "size": config.size,
                            "seed": config.seed}
     for key in ("forward_kl", "forward_kl_se", "reverse_kl", "reverse_kl_se", "gold_reward", "gold_reward_se",
                 "expert_accuracy", "mistakes_after_first", "slip_rate", "mistakes"):
