@@ -110,6 +110,9 @@ def test_kl_loss_in_ppo_pulls_the_policy_to_the_reference():
     assert np.abs(policy.table() - reference.table()).max() < 0.02
     with pytest.raises(ValueError, match="^coef:"):
         KLLoss(reference, coef=-1.0)
+    with pytest.raises(ValueError, match="^estimator: k1 in the loss without ratio=True"):
+        KLLoss(reference, estimator="k1")  # no gradient on policy, away from pi_old off it
+    KLLoss(reference, estimator="k1", ratio=True)  # the ratio makes it the per-token reverse KL's gradient
 
 
 def _behaviour(policy, scale, seed=1):

@@ -41,8 +41,8 @@ from minirl.data import TrajectoryBatch, last_step
 from minirl.estimators import KL_ESTIMATORS, kl_estimate
 from minirl.policies import Policy, check_same_actions
 
-__all__ = ["KLPenalisedReward", "kl_penalised_reward", "KLLoss", "exact_kl_gradients", "exact_off_policy_kl_gradients",
-           "OFF_POLICY_PLACEMENTS"]
+__all__ = ["KLPenalisedReward", "kl_penalised_reward", "KLLoss", "kl_loss_terms", "exact_kl_gradients",
+           "exact_off_policy_kl_gradients", "OFF_POLICY_PLACEMENTS"]
 
 
 def kl_penalised_reward(score: Tensor, log_probs: Tensor, ref_log_probs: Tensor, mask: Tensor,
@@ -106,13 +106,28 @@ class KLPenalisedReward:
         return rewards
 
 
+def kl_loss_terms(log_probs: Tensor, ref_log_probs: Tensor, old_log_probs: Tensor, mask: Tensor, estimator: str,
+                  ratio: bool) -> Tensor:
+    """w_t k(log pi_ref - log pi) per step, (B, T), 0 on padding, differentiable in ``log_probs``
+    (docs/equations.md §11): w_t = 1, or with ``ratio`` the importance ratio pi/pi_old (value 1 on
+    policy, gradient grad log pi). The quantity :class:`KLLoss` averages, and the lab measures."""
+    k = kl_estimate(ref_log_probs.to(log_probs.dtype) - log_probs, estimator)  # §11
+    if ratio:
+        k = k * torch.exp(log_probs - old_log_probs.to(log_probs.dtype))
+    return torch.where(mask.to(k.device), k, torch.zeros_like(k))
+
+
 class KLLoss:
     """The KL estimator in the loss (the GRPO way): a :class:`~minirl.algos.ppo.PPO` regulariser.
 
-    ``loss(batch, log_probs, old_log_probs) = coef * masked mean of w_t k(log pi_ref - log pi)`` over the
-    minibatch's real steps, differentiated through log pi; w_t = 1, or with ``ratio=True`` the importance
-    ratio pi/pi_old (value 1 on policy, gradient grad log pi). docs/equations.md §11 says which gradient
-    each choice gives; ``exact_kl_gradients`` measures it.
+    ``loss(batch, log_probs, old_log_probs) = coef * masked mean of`` :func:`kl_loss_terms` over the
+    minibatch's real steps, differentiated through log pi. docs/equations.md §11 says which gradient
+    each choice gives; ``exact_kl_gradients`` and ``exact_off_policy_kl_gradients`` measure it.
+
+    Refused: k1 without the ratio. E_pi[grad log pi] = 0, so on policy it adds no gradient, only noise,
+    and on pi_old's samples its gradient sum_s n_old(s) (pi_old - pi)(.|s) pushes pi away from pi_old
+    whatever pi_ref is (the KL-estimator lab, docs/results/distillation.md). k1 belongs in the reward
+    (``KLPenalisedReward``), or in the loss times the ratio.
     """
 
     def __init__(self, reference: Policy, coef: float = 0.1, estimator: str = "k3", ratio: bool = False):
@@ -120,14 +135,15 @@ class KLLoss:
         self.estimator = check_choice(estimator, "estimator", KL_ESTIMATORS)
         if not isinstance(ratio, bool):
             raise ValueError(f"ratio: must be True or False, got {ratio!r}")
+        if self.estimator == "k1" and not ratio:
+            raise ValueError("estimator: k1 in the loss without ratio=True has no expected gradient on policy and "
+                             "pushes pi away from pi_old off policy (docs/equations.md §11); use ratio=True, k2 or "
+                             "k3, or put k1 in the reward (KLPenalisedReward)")
         self.ratio = ratio
 
     def terms(self, log_probs: Tensor, ref_log_probs: Tensor, old_log_probs: Tensor, mask: Tensor) -> Tensor:
-        """w_t k_t per step, (B, T), 0 on padding; differentiable in ``log_probs``."""
-        k = kl_estimate(ref_log_probs.to(log_probs.dtype) - log_probs, self.estimator)  # §11
-        if self.ratio:
-            k = k * torch.exp(log_probs - old_log_probs.to(log_probs.dtype))
-        return torch.where(mask.to(k.device), k, torch.zeros_like(k))
+        """w_t k_t per step, (B, T), 0 on padding (:func:`kl_loss_terms` with this loss's settings)."""
+        return kl_loss_terms(log_probs, ref_log_probs, old_log_probs, mask, self.estimator, self.ratio)
 
     def __call__(self, batch: TrajectoryBatch, log_probs: Tensor, old_log_probs: Tensor) -> Tensor:
         with torch.no_grad():
@@ -177,12 +193,12 @@ def exact_kl_gradients(policy: Policy, reference: Policy, batch: TrajectoryBatch
     w = d.detach()
     out: dict[str, Any] = {"kl": float(exact_kl.detach()), "grad": exact_grad}
     for est in KL_ESTIMATORS:
-        K = batch.masked_sum(KLLoss(reference, 1.0, est).terms(logp, ref, logp.detach(), mask))  # (B,)
+        K = batch.masked_sum(kl_loss_terms(logp, ref, logp.detach(), mask, est, False))  # (B,)
         rewards, _ = kl_penalised_reward(torch.zeros(batch.batch_size, dtype=torch.float64), logp.detach(), ref,
                                          mask, 1.0, est)
         adv = sequence_advantages(rewards, mask, batch.batch_size, "reinforce")
         surrogate = batch.masked_sum(clipped_surrogate(torch.exp(logp - logp.detach()), adv, 0.2))  # (B,)
-        with_ratio = batch.masked_sum(KLLoss(reference, 1.0, est, ratio=True).terms(logp, ref, logp.detach(), mask))
+        with_ratio = batch.masked_sum(kl_loss_terms(logp, ref, logp.detach(), mask, est, True))
         for placement, objective in (("reward", surrogate), ("loss", K), ("loss_ratio", with_ratio)):
             out[f"{est}/{placement}"] = _summary(K.detach(), w, grad((w * objective).sum()), out["kl"], exact_grad)
     return out
@@ -268,10 +284,10 @@ def exact_off_policy_kl_gradients(policy: Policy, reference: Policy, batch: Traj
         K_old, K = -batch.masked_sum(stale_rewards), -batch.masked_sum(fresh_rewards)  # (B,)
         a_stale, a_fresh_old = advantage(stale_rewards, w), advantage(fresh_rewards, w)
         a_fresh = advantage(fresh_rewards, w * W)  # baseline E_pi[R]
-        loss_terms = batch.masked_sum(KLLoss(reference, 1.0, est).terms(logp, ref, old, mask))
-        ratio_terms = batch.masked_sum(KLLoss(reference, 1.0, est, ratio=True).terms(logp, ref, old, mask))
+        loss_terms = batch.masked_sum(kl_loss_terms(logp, ref, old, mask, est, False))
+        ratio_terms = batch.masked_sum(kl_loss_terms(logp, ref, old, mask, est, True))
         on_ratio_terms = batch.masked_sum(  # the ratio to pi itself: value 1, gradient grad log pi
-            KLLoss(reference, 1.0, est, ratio=True).terms(logp, ref, logp.detach(), mask))
+            kl_loss_terms(logp, ref, logp.detach(), mask, est, True))
         rows = {  # placement: (per-sequence objective under d^old, per-sequence value whose mean is E[K])
             "reward": (batch.masked_sum(clipped_surrogate(token_ratio, per_step(a_stale), clip_eps)), K_old),
             "reward_unclipped": (batch.masked_sum(clipped_surrogate(token_ratio, per_step(a_stale), math.inf)),
