@@ -21,7 +21,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 SPECIAL_TOKENS = ("[PAD]", "[BOS]", "[EOS]", "[MASK]", "[UNK]")
 PAD, BOS, EOS, MASK, UNK = range(5)
 
-__all__ = ["SPECIAL_TOKENS", "PAD", "BOS", "EOS", "MASK", "UNK", "word_tokenizer", "check_tokenizer"]
+__all__ = ["SPECIAL_TOKENS", "PAD", "BOS", "EOS", "MASK", "UNK", "word_tokenizer", "check_tokenizer", "check_same_tokens"]
 
 
 def word_tokenizer(words: Sequence[str]):
@@ -50,3 +50,20 @@ def check_tokenizer(tokenizer) -> None:
     for name in ("eos_token_id", "pad_token_id"):
         if getattr(tokenizer, name, None) is None:
             raise ValueError(f"tokenizer: has no {name.removesuffix('_id').replace('_', ' ')} ({name} is None)")
+
+
+def check_same_tokens(tokenizer, reference, field: str = "checkpoint", what: str = "the task") -> None:
+    """Refuse a ``tokenizer`` whose ids mean other words than ``reference``'s, naming ``field``.
+
+    A model's ids are only meaningful through its tokenizer: a checkpoint whose vocabulary has the
+    right size but another word at some id would be trained and scored on the wrong tokens. Both
+    vocabularies are compared id by id (the first difference is reported).
+    """
+    ours = reference.convert_ids_to_tokens(list(range(len(reference))))
+    if len(tokenizer) != len(reference):
+        raise ValueError(f"{field}: the tokenizer has {len(tokenizer)} tokens, {what} {len(reference)}")
+    theirs = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    for i, (a, b) in enumerate(zip(theirs, ours)):
+        if a != b:
+            raise ValueError(f"{field}: the tokenizer's token {i} is {a!r} where {what} has {b!r}; the ids would "
+                             "mean other words (save the checkpoint with the task's tokenizer)")

@@ -86,3 +86,27 @@ def test_policy_pairs_must_share_the_vocabulary_and_models_must_take_position_id
     with pytest.raises(ValueError, match=r"model: NoPositions.forward takes no position_ids"):
         LMPolicy(NoPositions(), device="cpu")
     assert torch.is_tensor(a.sample(torch.tensor([[5, 6]]))[0])
+
+
+def test_sft_checkpoint_takes_a_foreign_saved_model_with_the_task_tokens_and_refuses_the_rest(tmp_path):
+    """``llmtrack sft --checkpoint DIR`` runs every tokenizer check before any work: a checkpoint saved
+    by plain HuggingFace calls with the task's tokenizer is taken; one without a tokenizer, with pad = EOS,
+    or whose ids mean other words (same size, other words) is refused naming ``checkpoint``."""
+    from llmtrack.pipelines.recipe import SFTRunConfig, make_pipeline_task
+
+    task = make_pipeline_task("sort")
+    model = build_model("nano", task.vocab_size, family="llama", seed=2)
+    model.save_pretrained(tmp_path / "hf")  # not through save_model: no llmtrack mark
+    task.tokenizer.save_pretrained(tmp_path / "hf")
+    SFTRunConfig(task="sort", checkpoint=str(tmp_path / "hf"))
+
+    model.save_pretrained(tmp_path / "bare")
+    with pytest.raises(ValueError, match=r"^checkpoint: .* holds a model but no tokenizer"):
+        SFTRunConfig(task="sort", checkpoint=str(tmp_path / "bare"))
+
+    words = task.tokenizer.convert_ids_to_tokens(list(range(5, task.vocab_size)))
+    shuffled = word_tokenizer([*words[1:], words[0]])  # the same words, one id off
+    save_model(build_model("nano", task.vocab_size), tmp_path / "shuffled", tokenizer=shuffled)
+    with pytest.raises(ValueError, match=rf"^checkpoint: the tokenizer's token 5 is {words[1]!r} where task 'sort' "
+                                         rf"has {words[0]!r}"):
+        SFTRunConfig(task="sort", checkpoint=str(tmp_path / "shuffled"))

@@ -261,7 +261,8 @@ def test_cli_json_keys_and_same_seed_same_numbers(tiny_cli, capsys, cache):
 
 def test_cli_checkpoint_and_out(tiny_cli, capsys, tmp_path):
     task = recipe.make_pipeline_task("sort")
-    start = save_model(build_model("nano", task.vocab_size, family="llama", seed=5), tmp_path / "start")
+    start = save_model(build_model("nano", task.vocab_size, family="llama", seed=5), tmp_path / "start",
+                       tokenizer=task.tokenizer)
     out = run_json(capsys, "--task", "sort", "--algo", "bc", "--checkpoint", str(start), "--out", str(tmp_path / "ft"))
     assert out["base"]["source"] == str(start) and out["checkpoint_out"] == str(tmp_path / "ft")
     assert (tmp_path / "ft" / "config.json").is_file() and (tmp_path / "ft" / "tokenizer.json").is_file()

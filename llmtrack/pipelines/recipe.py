@@ -39,7 +39,9 @@ from typing import Any, Iterator
 import torch
 
 from minirl.algos.bc import BCConfig
-from llmtrack.models import FAMILIES, PRESETS, check_checkpoint, check_model_out, count_parameters, load_model, save_model
+from llmtrack.models import (FAMILIES, PRESETS, check_checkpoint, check_checkpoint_tokenizer, check_model_out,
+                             count_parameters, load_model, save_model)
+from llmtrack.tokenizer import check_same_tokens
 from minirl.outputs import check_output_dir
 from llmtrack.pipelines.base import DESCRIPTION, BaseModel, cache_root
 from llmtrack.pipelines.evaluate import EvalConfig, evaluate
@@ -162,6 +164,8 @@ class SFTRunConfig:
             if vocab != task.vocab_size:
                 raise ValueError(f"checkpoint: {self.checkpoint!r} has a vocabulary of {vocab} tokens; "
                                  f"task {self.task!r} needs {task.vocab_size}")
+            tokenizer = check_checkpoint_tokenizer(self.checkpoint, "checkpoint", task.vocab_size)  # pad != EOS, layout
+            check_same_tokens(tokenizer, task.tokenizer, "checkpoint", f"task {self.task!r}")
             positions = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 0)
             if positions < task.context_size:
                 raise ValueError(f"checkpoint: {self.checkpoint!r} has {positions} positions; "
