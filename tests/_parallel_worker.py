@@ -5,7 +5,9 @@ Run as ``python tests/_parallel_worker.py OUT`` (one process) or under ``acceler
 writes OUT (torch.save): for each mode, the parameters after it and its history, or the error.
 Modes: ``step`` (one update, batch 8), ``run`` (6 updates of ``train_bc``, batch 4), ``bad`` (batch 7: does not
 split over 2 processes), ``ppo`` (one ``PPO.update`` with GRPO advantages and a KL regulariser: 2 epochs of 2
-minibatches of 6 responses), ``ppo_bad`` (4 minibatches of 3 responses: do not split over 2 processes).
+minibatches of 6 responses), ``ppo_bad`` (4 minibatches of 3 responses: do not split over 2 processes),
+``disc`` (one discriminator update of GAIL with the absorbing state on CartPole: 2 passes of 3 minibatches,
+absorbing units weighing 1 / (1 - gamma), shards of unequal weight and size).
 """
 
 from __future__ import annotations
@@ -50,11 +52,36 @@ def ppo_update(n_minibatches: int):
     return {"params": [p.detach().clone() for p in policy.parameters()], "history": [stats]}
 
 
+def discriminator_update():
+    """One ``update_discriminator`` of GAIL (absorbing state) on 4 x 64 CartPole steps of a random MLP policy
+    against two expert episodes; the same batch on every process (nothing here depends on the rank)."""
+    import gymnasium as gym
+
+    from minirl.algos.adversarial import AdversarialConfig, AdversarialImitation
+    from minirl.algos.ppo import PPOConfig
+    from minirl.envs import HideReward
+    from minirl.experts import CartPoleExpert
+    from minirl.policies import MLPPolicy, ValueMLP
+    from minirl.rollout import rollout
+
+    demos = rollout(gym.make_vec("CartPole-v1", num_envs=2, vectorization_mode="sync"), CartPoleExpert(), 2,
+                    seed=100, deterministic=True)
+    envs = gym.make_vec("CartPole-v1", num_envs=4, vectorization_mode="sync", wrappers=[HideReward])
+    config = AdversarialConfig(divergence="gail", absorbing=True, disc_epochs=2, disc_minibatches=3, lr=1e-2,
+                               ppo=PPOConfig(n_steps=64, seed=1), seed=2)
+    trainer = AdversarialImitation(envs, MLPPolicy(4, 2, seed=0), ValueMLP(4, seed=0), demos, config)
+    batch = trainer.ppo.collect(trainer.envs, reward_fn=lambda b: torch.zeros(b.mask.shape))
+    stats = trainer.update_discriminator(batch)
+    return {"params": [p.detach().clone() for p in trainer.disc.parameters()], "history": [stats]}
+
+
 def run(mode: str):
     from llmtrack.models import build_model
     from llmtrack.policy import LMPolicy
 
     torch.manual_seed(parallel.process_seed(0))  # differs per process; the model below must not depend on it
+    if mode == "disc":
+        return discriminator_update()
     if mode in ("ppo", "ppo_bad"):
         return ppo_update({"ppo": 2, "ppo_bad": 4}[mode])
     policy = LMPolicy(build_model("nano", 16, seed=0), device="cpu")
@@ -76,7 +103,7 @@ def run(mode: str):
 
 def run_all() -> dict:
     results = {}
-    for mode in ("step", "run", "bad", "ppo", "ppo_bad"):
+    for mode in ("step", "run", "bad", "ppo", "ppo_bad", "disc"):
         try:
             results[mode] = run(mode)
         except ValueError as err:

@@ -158,3 +158,23 @@ def test_absorbing_value_is_added_to_terminating_steps(demos):
     expected = plain + torch.where(steps["done"], gamma * r_abs / (1 - gamma), torch.zeros(()))
     torch.testing.assert_close(rewards[batch.mask], expected)
     assert trainer.last_stats["reward/absorbing"] == pytest.approx(r_abs.item(), rel=1e-5)
+
+
+def test_shard_losses_sum_to_the_discriminator_loss_and_equal_it_with_their_own_totals():
+    """_shard_loss (the discriminator's loss on one process's part of a minibatch) with the shard's own weight
+    sums is discriminator_loss; with the whole minibatch's, the shards' losses add up to it (two normalisers)."""
+    from minirl.algos.adversarial import _shard_loss
+    from minirl.discriminators import discriminator_loss
+
+    g = torch.Generator().manual_seed(0)
+    h_demo, h_policy = torch.randn(7, generator=g), torch.randn(7, generator=g)
+    w_demo = torch.tensor([1.0, 10.0, 1.0, 1.0, 10.0, 1.0, 1.0])  # absorbing units weigh 1 / (1 - gamma)
+    w_policy = torch.tensor([1.0, 1.0, 1.0, 10.0, 1.0, 1.0, 10.0])
+    whole = discriminator_loss(h_demo, h_policy, w_demo, w_policy)
+    assert _shard_loss(h_demo, h_policy, w_demo, w_policy, w_demo.sum(), w_policy.sum()) == pytest.approx(whole.item())
+    parts = [_shard_loss(h_demo[i], h_policy[i], w_demo[i], w_policy[i], w_demo.sum(), w_policy.sum())
+             for i in torch.tensor_split(torch.arange(7), 2)]
+    assert sum(p.item() for p in parts) == pytest.approx(whole.item(), abs=1e-6)
+    shard_means = [discriminator_loss(h_demo[i], h_policy[i], w_demo[i], w_policy[i])
+                   for i in torch.tensor_split(torch.arange(7), 2)]
+    assert abs(sum(m.item() for m in shard_means) / 2 - whole.item()) > 1e-3  # what a plain average would give

@@ -7,7 +7,8 @@ token count only if each shard is weighted by its share (a plain average of the 
 would differ). One launch runs five things: one BC / SFT update on 2 x 4 against 1 x 8, a
 six-update SFT run's gathered metrics, a batch of 7 that does not split over 2 processes, one PPO
 update (GRPO, KL regulariser, clipped global gradient norm; 4 minibatches of 2 x 3 responses
-against 1 x 6) and PPO minibatches of 3 that do not split.
+against 1 x 6), PPO minibatches of 3 that do not split, and one update of GAIL's discriminator (two
+normalisers, shards of unequal weight).
 """
 
 from __future__ import annotations
@@ -94,6 +95,18 @@ def test_ppo_minibatches_that_do_not_split_are_refused_naming_the_field(two_proc
     assert "n_minibatches" in two_processes["ppo_bad"]["error"]
     assert "multiple of the 2 processes" in two_processes["ppo_bad"]["error"]
     assert "error" not in one_process["ppo_bad"]
+
+
+def test_one_discriminator_update_on_two_processes_is_the_one_process_update(two_processes, one_process):
+    """GAIL's discriminator with the absorbing state: each side's mean normalised by the whole minibatch's
+    weights (absorbing units weigh 1 / (1 - gamma)), the gradients summed -- the one-process update, with
+    the gathered loss and accuracies."""
+    two, one = two_processes["disc"], one_process["disc"]
+    assert "error" not in two, two.get("error")
+    for a, b in zip(two["params"], one["params"]):
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=0)
+    for key in ("disc/loss", "disc/acc_demo", "disc/acc_policy"):
+        assert two["history"][0][key] == pytest.approx(one["history"][0][key], abs=1e-5), key
 
 
 def test_one_process_never_loads_accelerate_and_weights_are_checked_only_when_sharding():

@@ -41,6 +41,7 @@ from typing import Any, Callable
 
 import gymnasium as gym
 import torch
+import torch.nn.functional as F
 from gymnasium.vector import VectorEnv
 from torch import Tensor, nn
 
@@ -107,6 +108,20 @@ class AdversarialConfig:
         check_seed(self.seed)
 
 
+def _shard_loss(h_demo: Tensor, h_policy: Tensor, w_demo: Tensor, w_policy: Tensor, total_demo: Tensor,
+                total_policy: Tensor) -> Tensor:
+    """One process's part of :func:`~minirl.discriminators.discriminator_loss` on a global minibatch.
+
+    sum_shard w_E softplus(-h) / total_demo + sum_shard w_pi softplus(h) / total_policy, with the totals
+    the whole minibatch's weight sums: summed over the shards it is the one-process loss (each side
+    a weighted mean), which a plain average of shard means is not when the shards' weights differ.
+    With the shard's own sums as totals it is ``discriminator_loss`` (tests/test_adversarial.py).
+    """
+    w_demo, w_policy = w_demo.to(h_demo), w_policy.to(h_policy)
+    return ((w_demo * F.softplus(-h_demo)).sum() / total_demo.to(h_demo)
+            + (w_policy * F.softplus(h_policy)).sum() / total_policy.to(h_policy))  # docs/equations.md §4
+
+
 class AdversarialImitation:
     """GAIL / AIRL / FAIRL with PPO as the policy optimiser, on any batch source.
 
@@ -137,7 +152,7 @@ class AdversarialImitation:
                 raise ValueError("discriminator: a batch source has no spaces to build one from; pass discriminator=")
             self._check(envs, policy, demos)
             self.disc = self._build_discriminator(envs, config)
-        parallel.broadcast_parameters(list(self.disc.parameters()))  # W processes: each repeats the D steps alike
+        parallel.broadcast_parameters(list(self.disc.parameters()))  # W processes start equal and stay so
         self.optimizer = torch.optim.Adam(self.disc.parameters(), lr=config.lr)
         self.demos = self.disc.units(demos, config.absorbing)  # what the discriminator judges, label 1
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -195,26 +210,47 @@ class AdversarialImitation:
         return self.disc.judge(units, self.policy)
 
     def update_discriminator(self, batch: TrajectoryBatch) -> dict[str, float]:
-        """``disc_epochs`` passes of logistic-loss steps: the batch's units (0) vs demonstration units (1)."""
+        """``disc_epochs`` passes of logistic-loss steps: the batch's units (0) vs demonstration units (1).
+
+        Under ``accelerate launch`` with W processes every process draws the same global minibatches
+        (the generator is seeded alike) and judges about B / W of each side's units; its loss is
+        :func:`_shard_loss`, both means normalised by the *whole* minibatch's weights, so the gradients
+        summed over processes are the one-process gradient (two normalisers: one share each side). The
+        global normalisers make any split exact, so B need not be a multiple of W.
+        """
         policy_units = self.disc.units(batch, self.config.absorbing)
         self.disc.observe(policy_units, self.demos)
         n, n_demo = self.disc.count(policy_units), self.disc.count(self.demos)
         stats = {"disc/loss": 0.0, "disc/acc_demo": 0.0, "disc/acc_policy": 0.0}
-        gamma = self.config.ppo.gamma
+        gamma, params = self.config.ppo.gamma, list(self.disc.parameters())
         with torch.enable_grad():  # PPO may call the reward function under no_grad
             for _ in range(self.config.disc_epochs):
                 for index in torch.randperm(n, generator=self.generator).chunk(self.config.disc_minibatches):
                     demo_index = torch.randint(n_demo, (len(index),), generator=self.generator)
                     mb_policy, mb_demo = self.disc.take(policy_units, index), self.disc.take(self.demos, demo_index)
-                    h_policy, h_demo = self.logits(mb_policy), self.logits(mb_demo)
-                    loss = discriminator_loss(h_demo, h_policy, self.disc.weights(mb_demo, gamma),
-                                              self.disc.weights(mb_policy, gamma))  # docs/equations.md §4
-                    self.optimizer.zero_grad()
-                    loss.backward()
-                    self.optimizer.step()
-                    stats["disc/loss"] += loss.item()
-                    stats["disc/acc_demo"] += (h_demo > 0).float().mean().item()
-                    stats["disc/acc_policy"] += (h_policy < 0).float().mean().item()
+                    w_policy, w_demo = self.disc.weights(mb_policy, gamma), self.disc.weights(mb_demo, gamma)  # (B,)
+                    if parallel.world_size() == 1:
+                        h_policy, h_demo = self.logits(mb_policy), self.logits(mb_demo)
+                        loss = discriminator_loss(h_demo, h_policy, w_demo, w_policy)  # docs/equations.md §4
+                        self.optimizer.zero_grad()
+                        loss.backward()
+                        self.optimizer.step()
+                        step = {"disc/loss": loss.item(), "disc/acc_demo": (h_demo > 0).float().mean().item(),
+                                "disc/acc_policy": (h_policy < 0).float().mean().item()}
+                    else:
+                        mine = torch.tensor_split(torch.arange(len(index)), parallel.world_size())[parallel.rank()]
+                        h_policy = self.logits(self.disc.take(mb_policy, mine))
+                        h_demo = self.logits(self.disc.take(mb_demo, mine))
+                        loss = _shard_loss(h_demo, h_policy, w_demo[mine], w_policy[mine], w_demo.sum(), w_policy.sum())
+                        self.optimizer.zero_grad()
+                        loss.backward()
+                        parallel.all_reduce_gradients(params)  # sum over shards = the whole minibatch's gradient
+                        self.optimizer.step()
+                        step = parallel.reduce_metric(  # shard sums and counts -> the global loss and accuracies
+                            {"disc/loss": loss.item(), "disc/acc_demo": (h_demo > 0).float().sum().item() / len(index),
+                             "disc/acc_policy": (h_policy < 0).float().sum().item() / len(index)}, 1.0)
+                    for key, value in step.items():
+                        stats[key] += value
         return {k: v / (self.config.disc_epochs * self.config.disc_minibatches) for k, v in stats.items()}
 
     def reward(self, batch: TrajectoryBatch) -> Tensor:
