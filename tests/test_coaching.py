@@ -115,6 +115,8 @@ def test_labels_match_the_rule_state_by_state(seed):
         assert (chosen_regret[mask] <= tolerance).all()  # never an unrecoverable label
         if threshold == 0.0:
             assert torch.equal(labels, a_e)
+    same = [coach_labels(logp, a_e, regret, mask, CoachConfig(threshold=t, tolerance=0.3)) for t in (0.51, 0.8, 1.0)]
+    assert torch.equal(same[0], same[1]) and torch.equal(same[0], same[2])  # above 1/2 the expert is the favourite
 
 
 def test_threshold_zero_is_dagger_with_the_experts_labels():

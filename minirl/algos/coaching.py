@@ -18,7 +18,8 @@ This module uses a thresholded form of it, with the expert's regret as the loss:
 threshold = 0 gives the expert's labels (plain DAgger). threshold = 1 teaches the learner's favourite
 recoverable action wherever it is not already sure of the expert's; where every action is recoverable
 (nothing left to lose, e.g. sort after a first mistake under its exact-match reward), that is the
-learner's own favourite action.
+learner's own favourite action. Every threshold in (1/2, 1] gives the same labels: an action of
+probability above 1/2 is the learner's favourite anyway (at exactly 1/2 a tie may go to a lower index).
 
 Design decisions:
   * A lexicographic rule rather than He et al.'s eta trade-off: first never teach an action that loses
