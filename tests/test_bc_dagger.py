@@ -133,3 +133,20 @@ def test_bad_inputs_are_refused(world):
         DAggerConfig(episodes_per_iteration=0)
     with pytest.raises(ValueError, match="policy"):
         train_bc(TabularPolicy.from_table(np.eye(2)), rollout(envs, expert, 2, seed=0))
+
+
+def test_sampled_expert_labels_a_table_with_samples_of_its_distribution():
+    """minirl.experts.SampledExpert on a stochastic table: label frequencies at a state match pi*(.|s)
+    (20,000 draws, standard error < 0.004, tolerance 0.02); a deterministic table's label is its action."""
+    from minirl.experts import SampledExpert
+
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])
+    expert = SampledExpert(TabularPolicy.from_table(probs), seed=0)
+    obs = torch.tensor([[0, 1]] * 10_000)  # (B, T): state 0 at step 0, state 1 at step 1
+    batch = TrajectoryBatch(obs=obs, actions=torch.zeros_like(obs), mask=torch.ones_like(obs, dtype=torch.bool))
+    labels = expert.label(batch)
+    for s in (0, 1):
+        freq = np.bincount(labels[:, s].numpy(), minlength=3) / len(labels)
+        assert np.abs(freq - probs[s]).max() < 0.02, (s, freq)
+    one_hot = np.eye(3)[[2, 0]]
+    assert torch.equal(SampledExpert(TabularPolicy.from_table(one_hot)).label(batch)[0], torch.tensor([2, 0]))

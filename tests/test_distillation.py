@@ -10,8 +10,8 @@ import torch
 
 from minirl.algos.distillation import (GKDConfig, ReverseKLReward, forward_kl, generalised_jsd, gkd_divergence,
                                        gkd_loss, reverse_kl, soft_bc_loss, train_gkd)
-from minirl.algos.group_advantages import sequence_advantages
-from minirl.algos.ppo import clipped_surrogate, reward_to_go
+from minirl.algos.group_advantages import reward_to_go, sequence_advantages
+from minirl.algos.ppo import clipped_surrogate
 from minirl.data import TrajectoryBatch
 from minirl.mdp import TabularMDP, state_distributions
 from minirl.policies import GaussianPolicy, TabularPolicy, distribution_labels

@@ -17,8 +17,8 @@ from minirl.algos.ppo import (
     clipped_value_loss,
     gae,
     ppo_loss,
-    reward_to_go,
 )
+from minirl.algos.group_advantages import reward_to_go
 from minirl.data import TrajectoryBatch
 from minirl.envs import HideReward, TabularVectorEnv, gridworld
 from minirl.experiments.ppo_experts import train_cartpole_expert
@@ -94,6 +94,8 @@ def test_reward_to_go_sums_the_discounted_rewards_after_each_step_within_its_epi
     mask = torch.tensor([[True, True, True, True, False]])
     assert reward_to_go(r, end, mask, 0.5)[0].tolist() == pytest.approx([2.0, 2.0, 8.0, 8.0, 0.0])
     assert reward_to_go(r, end, mask, 0.0)[0].tolist() == pytest.approx([1.0, 2.0, 4.0, 8.0, 0.0])
+    zeros = torch.zeros_like(r)  # the oracle: GAE with V = 0 and lambda = 1
+    assert torch.allclose(reward_to_go(r, end, mask, 0.7), gae(r, zeros, zeros, end, mask, 0.7, lam=1.0)[0])
 
 
 # -- losses ------------------------------------------------------------------

@@ -21,7 +21,7 @@ Choices, and why:
   * Labels from a stochastic expert. minirl's DAgger asks ``expert.label(batch)``. The sort
     expert is deterministic (its label is its action). The Markov expert pi* is a
     distribution; labelling every visited state with its mode would distil the mode (a
-    different, deterministic policy). :class:`SampledExpert` labels each visited state with a
+    different, deterministic policy). :class:`minirl.experts.SampledExpert` labels each visited state with a
     *sample* a ~ pi*(. | s) instead, so BC on the aggregate maximises
     E_{s ~ d^pi_i} E_{a ~ pi*(.|s)} log pi(a | s), whose optimum on visited states is pi* itself;
     for a deterministic expert the sample is the label.
@@ -35,17 +35,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-import torch
-from torch import Tensor, nn
-
 from minirl.algos.bc import BCConfig, train_bc
 from minirl.algos.dagger import DAggerConfig, train_dagger
 from minirl.checks import check_int, check_seed
 from minirl.data import TrajectoryBatch
+from minirl.experts import SampledExpert
 from minirl.policies import Policy
 from llmtrack.rollout import generate
 from llmtrack.tasks import Task
-from llmtrack.tasks.base import ExactPolicy, as_generator
+from llmtrack.tasks.base import as_generator
 
 __all__ = ["SFTConfig", "DistillConfig", "on_policy_dagger", "SampledExpert", "task_collector", "sft", "distill"]
 
@@ -108,39 +106,6 @@ class DistillConfig:
     def labelled_sequences(self) -> int:
         """Sequences the expert labels in all: demonstrations + student generations."""
         return self.n_demos + self.dagger.n_iterations * self.dagger.episodes_per_iteration
-
-
-class SampledExpert(nn.Module):
-    """An expert whose ``label`` at each visited state is a sample a ~ pi*(. | s) (module docstring).
-
-    Wraps an exact policy (``task.expert``); ``sample``, ``log_prob`` and ``entropy`` pass
-    through, so it can also act in DAgger's roll-in. Labels are drawn from its own generator
-    (seeded once), so a DAgger run is reproducible.
-    """
-
-    def __init__(self, expert: ExactPolicy, seed: int = 0):
-        super().__init__()
-        self.expert, self.n_actions = expert, expert.n_actions
-        self.generator = torch.Generator().manual_seed(check_seed(seed))
-
-    @torch.no_grad()
-    def label(self, batch: TrajectoryBatch) -> Tensor:
-        """A sample of pi*(. | s_t) at every response step, (B, T) long; = the expert's label if it is deterministic."""
-        probs = self.expert.log_probs_all(batch).exp().double().cpu()  # (B, T, V)
-        B, T, V = probs.shape
-        rows = probs.reshape(B * T, V)
-        rows = torch.where(rows.sum(-1, keepdim=True) > 0, rows, torch.ones_like(rows))  # padding: any token
-        return torch.multinomial(rows, 1, generator=self.generator).reshape(B, T)
-
-    def sample(self, obs: Tensor, generator: torch.Generator | None = None,
-               deterministic: bool = False) -> tuple[Tensor, Tensor]:
-        return self.expert.sample(obs, generator=generator, deterministic=deterministic)
-
-    def log_prob(self, batch: TrajectoryBatch) -> Tensor:
-        return self.expert.log_prob(batch)
-
-    def entropy(self, batch: TrajectoryBatch) -> Tensor:
-        return self.expert.entropy(batch)
 
 
 def task_collector(task: Task) -> Callable[[Policy, int, int], TrajectoryBatch]:

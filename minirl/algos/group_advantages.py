@@ -9,15 +9,21 @@ responses per prompt, the three estimators differ only in the baseline subtracte
 
 They are advantage estimators for the same clipped update as PPO's GAE (every token of response i
 gets A_i), not separate trainers. ``scores`` is (P, G): P prompts, G responses each.
+
+With a reward at every step (a per-token distillation reward, say) the Monte-Carlo estimator that
+keeps the per-step structure is the reward-to-go, :func:`reward_to_go`: step t is credited only with
+the rewards from t on, G_t = sum_{t' >= t} gamma^(t' - t) r_t' (earlier rewards add nothing to the
+expected gradient of log pi(a_t | s_t), only variance). It is GAE with V = 0 and lambda = 1.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
 from minirl.checks import check_int
 
-__all__ = ["ESTIMATORS", "group_advantages", "sequence_advantages"]
+__all__ = ["ESTIMATORS", "group_advantages", "sequence_advantages", "reward_to_go"]
 
 ESTIMATORS = ("reinforce", "rloo", "grpo")
 
@@ -58,3 +64,17 @@ def sequence_advantages(rewards: Tensor, mask: Tensor, group_size: int, estimato
     scores = (rewards.double() * mask).sum(1).reshape(B // group_size, group_size)
     per_row = group_advantages(scores, estimator).reshape(B, 1).to(rewards.dtype)
     return per_row * mask.to(rewards.dtype)
+
+
+def reward_to_go(rewards: Tensor, episode_end: Tensor, mask: Tensor, gamma: float) -> Tensor:
+    """G_t = r_t + gamma (1 - end_t) G_{t+1}, (B, T), 0 on padding: the discounted rewards from step t to its
+    episode's end (module docstring). gamma = 1 keeps the gradient of the summed reward exact; gamma = 0
+    gives each step its own reward alone."""
+    m = mask.to(rewards.dtype)
+    not_end = 1.0 - episode_end.to(rewards.dtype)
+    out = torch.zeros_like(rewards)
+    following = torch.zeros_like(rewards[:, 0])  # G_{t+1}, (B,)
+    for t in reversed(range(rewards.shape[1])):
+        following = (rewards[:, t] + gamma * not_end[:, t] * following) * m[:, t]
+        out[:, t] = following
+    return out

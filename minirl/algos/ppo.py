@@ -14,17 +14,12 @@ on fragments (rows = sub-envs, several episodes per row) and a language model on
 (one episode per row, padding masked): :meth:`PPO.update` needs only a batch with
 log_probs, values, rewards, ``next_values`` and where episodes end (``terminated`` / ``truncated``).
 PPO, REINFORCE, RLOO and GRPO differ only in how A_t is estimated (``PPOConfig.advantage``):
-:func:`gae` with a value function; the Monte-Carlo reward-to-go G_t = sum_{t' >= t} gamma^(t' - t) r_t'
-(GAE with V = 0 and lambda = 1: REINFORCE that credits a step only with the rewards after it, for
-per-step rewards; gamma = 0 gives each step its own reward alone); or one Monte-Carlo score per
-sequence (its summed reward, gamma = 1) turned into a group-relative advantage by
-:func:`minirl.algos.group_advantages.sequence_advantages` and given to every step of the sequence.
-The Monte-Carlo estimators need no value function (``value_fn=None``).
+:func:`gae` with a value function, or without one a Monte-Carlo estimate from
+:mod:`minirl.algos.group_advantages` -- the reward-to-go of per-step rewards, or one score per
+sequence (its summed reward) made group-relative and given to every step of the sequence.
 
-Where batches come from: a *batch source* (:mod:`minirl.sources`) -- a vector env's fragments,
-a language model's sampled responses (``llmtrack.pipelines.rlhf``), any callable returning a
-fresh on-policy batch. :meth:`PPO.train` is one loop over a source, whichever world it samples;
-a vector env handed to it is wrapped into its source at the door.
+Batches come from a *batch source* (:mod:`minirl.sources`: a vector env's fragments, an LM's responses,
+any callable); :meth:`PPO.train` is one loop over a source, a vector env wrapped into one at the door.
 
 Under ``accelerate launch`` (docs/scale.md) every process holds the same batch and :meth:`PPO.update` gives
 each B / W rows of a minibatch, weighted by their share of its real tokens: one step on the summed gradient.
@@ -43,14 +38,14 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from minirl import parallel
-from minirl.algos.group_advantages import ESTIMATORS, sequence_advantages
+from minirl.algos.group_advantages import ESTIMATORS, reward_to_go, sequence_advantages
 from minirl.checks import check_int, check_number, check_seed
 from minirl.data import TrajectoryBatch
 from minirl.policies import Policy, ValueFunction
 from minirl.rollout import with_reward
 from minirl.sources import BatchSource, Budget, as_source
 
-__all__ = ["gae", "reward_to_go", "sequence_advantages", "clipped_surrogate", "clipped_value_loss", "ppo_loss", "PPOConfig", "PPO",
+__all__ = ["gae", "sequence_advantages", "clipped_surrogate", "clipped_value_loss", "ppo_loss", "PPOConfig", "PPO",
            "ADVANTAGES", "BatchSource"]
 
 ADVANTAGES = ("gae", "reward_to_go") + ESTIMATORS
@@ -82,17 +77,6 @@ def gae(rewards: Tensor, values: Tensor, next_values: Tensor, episode_end: Tenso
     returns = (advantages + values) * m
     # END SOLUTION
     return advantages, returns
-
-
-def reward_to_go(rewards: Tensor, episode_end: Tensor, mask: Tensor, gamma: float) -> Tensor:
-    """G_t = sum_{t' >= t, same episode} gamma^(t' - t) r_t', (B, T), 0 on padding: :func:`gae` with V = 0, lambda = 1.
-
-    As an advantage it is REINFORCE with causality: a step's log-probability is credited only with the
-    rewards from that step on (earlier rewards add zero in expectation and only variance). gamma = 1
-    keeps the gradient of the summed reward exact; gamma = 0 gives each step its own reward alone.
-    """
-    zeros = torch.zeros(rewards.shape, dtype=rewards.dtype)
-    return gae(rewards, zeros, zeros, episode_end, mask, gamma, 1.0)[0]
 
 
 def clipped_surrogate(ratio: Tensor, advantages: Tensor, clip_eps: float) -> Tensor:
@@ -185,9 +169,8 @@ class PPOConfig:
     target_kl: float | None = None
     """Stop an update's epochs early once the mean approx KL of an epoch exceeds this."""
     advantage: str = "gae"
-    """How A_t is estimated: "gae" (needs a value function), "reward_to_go" (G_t at ``gamma``, no value
-    function) or a Monte-Carlo sequence estimator, "reinforce", "rloo" or "grpo" (needs
-    ``batch.group_size``: consecutive rows share a prompt)."""
+    """How A_t is estimated: "gae" (needs a value function), "reward_to_go" (G_t at ``gamma``) or a sequence
+    estimator, "reinforce", "rloo" or "grpo" (needs ``batch.group_size``: consecutive rows share a prompt)."""
     seed: int = 0
     """Seeds the env reset, the action sampler and the minibatch shuffling."""
 
@@ -276,14 +259,13 @@ class PPO:
             with torch.no_grad():
                 advantages, returns = gae(batch.rewards, batch.values, batch.next_values, batch.episode_end,
                                           batch.mask, cfg.gamma, cfg.gae_lambda)  # (B, T) each
-        elif cfg.advantage == "reward_to_go":
-            advantages = reward_to_go(batch.rewards, batch.episode_end, batch.mask, cfg.gamma)  # (B, T)
-            returns = torch.zeros_like(advantages)  # no value function is fitted: its loss is 0
-        else:
-            if batch.group_size is None:
+        else:  # Monte-Carlo: no value function is fitted, so its loss is 0
+            if batch.group_size is None and cfg.advantage != "reward_to_go":
                 raise ValueError(f"batch: advantage {cfg.advantage!r} needs group_size (responses per prompt)")
-            advantages = sequence_advantages(batch.rewards, batch.mask, batch.group_size, cfg.advantage)
-            returns = torch.zeros_like(advantages)  # no value function is fitted: its loss is 0
+            advantages = (reward_to_go(batch.rewards, batch.episode_end, batch.mask, cfg.gamma)
+                          if cfg.advantage == "reward_to_go"
+                          else sequence_advantages(batch.rewards, batch.mask, batch.group_size, cfg.advantage))
+            returns = torch.zeros_like(advantages)
         batch = batch if batch.values is not None else batch.replace(values=torch.zeros(batch.mask.shape))
         per_step = {"adv": advantages, "ret": returns, "logp": batch.log_probs, "v": batch.values}
         if batch.obs.shape[1] == batch.horizon:  # step-wise obs: every real step becomes a row of length 1
