@@ -427,18 +427,29 @@ def overoptimisation_sweep_table(sweep: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_DISTILL_SERIES = (("sft", None, None, "SFT (hard labels, teacher samples)", "tab:red", "o"),
-                   ("dagger", None, None, "DAgger (hard sampled labels, own states)", "tab:blue", "s"),
-                   ("kd", 0.0, 0.0, "KD (soft labels, teacher samples)", "tab:green", "^"),
-                   ("gkd", 0.5, 1.0, r"GKD $\beta$=½, $\lambda$=1 (soft labels, own states)", "tab:purple", "D"),
-                   ("rkl", None, None, "rkl (sampled-token reverse-KL reward)", "tab:orange", "v"))
+_PLAIN_DAGGER = {"labels": "expert", "cold_start": False}
+_DISTILL_SERIES = (("sft", {}, "SFT (hard labels, teacher samples)", "tab:red", "o"),
+                   ("dagger", _PLAIN_DAGGER, "DAgger (hard sampled labels, own states)", "tab:blue", "s"),
+                   ("dagger", {"labels": "expert", "cold_start": True}, "DAgger + cold start", "tab:cyan", "s"),
+                   ("dagger", {"labels": "coach", "cold_start": False}, "DAgger + coach", "tab:olive", "s"),
+                   ("dagger", {"labels": "coach", "cold_start": True}, "DAgger + cold start + coach", "tab:gray", "s"),
+                   ("kd", {"beta": 0.0, "lmbda": 0.0}, "KD (soft labels, teacher samples)", "tab:green", "^"),
+                   ("gkd", {"beta": 0.5, "lmbda": 1.0}, r"GKD $\beta$=½, $\lambda$=1 (soft labels, own states)",
+                    "tab:purple", "D"),
+                   ("rkl", {"rl_gamma": 0.0}, r"rkl $\gamma$=0 (sampled-token reverse KL, own token)", "tab:orange", "v"),
+                   ("rkl", {"rl_gamma": 1.0}, r"rkl $\gamma$=1 (sampled-token reverse KL, reward-to-go)", "tab:brown",
+                    "<"))
+"""(method, the summary fields that pick the series' entries, label, colour, marker)."""
 
 
-def _lab_entry(summary: Sequence[Mapping[str, Any]], task: str, n: int, method: str, beta: float | None,
-               lmbda: float | None) -> Mapping[str, Any] | None:
+def _lab_entry(summary: Sequence[Mapping[str, Any]], task: str, n: int, method: str,
+               match: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The summary entry of (task, N, method) whose fields equal ``match`` (a DAgger entry without variant
+    fields is plain DAgger; an rkl entry without ``rl_gamma`` is gamma = 0's)."""
+    defaults = {"labels": "expert", "cold_start": False, "rl_gamma": 0.0}
     for e in summary:
-        if (e["task"], e["labelled"], e["method"]) == (task, n, method) and (
-                method not in ("kd", "gkd") or (e["beta"], e["lmbda"]) == (beta, lmbda)):
+        if (e["task"], e["labelled"], e["method"]) == (task, n, method) and all(
+                (e.get(k) if e.get(k) is not None else defaults.get(k)) == v for k, v in match.items()):
             return e
     return None
 
@@ -467,8 +478,8 @@ def distillation_lab_figure(summary: Sequence[Mapping[str, Any]]) -> "Figure":
     if "line" in axes:
         ax = axes["line"]
         ns = sorted({e["labelled"] for e in markov})
-        for method, beta, lmbda, label, color, marker in _DISTILL_SERIES:
-            found = [(n, e) for n in ns if (e := _lab_entry(markov, "markov", n, method, beta, lmbda)) is not None]
+        for method, match, label, color, marker in _DISTILL_SERIES:
+            found = [(n, e) for n in ns if (e := _lab_entry(markov, "markov", n, method, match)) is not None]
             if found:
                 x = [n for n, _ in found]
                 y = np.array([e["forward_kl"] for _, e in found])
@@ -489,7 +500,7 @@ def distillation_lab_figure(summary: Sequence[Mapping[str, Any]]) -> "Figure":
             table[betas.index(e["beta"]), lmbdas.index(e["lmbda"])] = e["forward_kl"]
         image = ax.imshow(table, cmap="viridis", origin="lower", aspect="auto")
         for (i, j), value in np.ndenumerate(table):
-            e = _lab_entry(markov, "markov", grid_n, "gkd", betas[i], lmbdas[j])
+            e = _lab_entry(markov, "markov", grid_n, "gkd", {"beta": betas[i], "lmbda": lmbdas[j]})
             if e is not None:
                 ax.text(j, i, f"{value:.4f}\n± {e.get('forward_kl_se', 0.0):.4f}", ha="center", va="center",
                         fontsize=8, color="white" if value < np.nanmean(table) else "black")
@@ -501,8 +512,8 @@ def distillation_lab_figure(summary: Sequence[Mapping[str, Any]]) -> "Figure":
     if "sort" in axes:
         ax = axes["sort"]
         n = max(e["labelled"] for e in sort)
-        found = [(label, color, e) for method, beta, lmbda, label, color, _ in _DISTILL_SERIES
-                 if (e := _lab_entry(sort, "sort", n, method, beta, lmbda)) is not None]
+        found = [(label, color, e) for method, match, label, color, _ in _DISTILL_SERIES
+                 if (e := _lab_entry(sort, "sort", n, method, match)) is not None]
         x = np.arange(len(found))
         ax.bar(x, [e["expert_accuracy"] for *_, e in found], yerr=[e.get("expert_accuracy_se", 0.0) for *_, e in found],
                color=[c for _, c, _ in found], capsize=3)
@@ -511,7 +522,9 @@ def distillation_lab_figure(summary: Sequence[Mapping[str, Any]]) -> "Figure":
             if e["method"] != "sft":
                 ax.text(i, bottom + 0.01, f"beats SFT\non {e['beats_sft']:.0%}\nof seeds", ha="center", va="bottom",
                         fontsize=7, color="white")
-        ax.set(xticks=x, xticklabels=[e["method"] for *_, e in found], ylim=(bottom, 1.0),
+        names = {"DAgger + cold start": "DAgger\n+ cold", "DAgger + coach": "DAgger\n+ coach",
+                 "DAgger + cold start + coach": "DAgger\n+ cold\n+ coach"}
+        ax.set(xticks=x, xticklabels=[names.get(label, e["method"]) for label, _, e in found], ylim=(bottom, 1.0),
                ylabel="expert accuracy (share of the teacher's tokens)",
                title=f"sort (deterministic teacher): N = {n}")
     fig.suptitle(f"distillation lab: mean ± standard error over {max(e['seeds'] for e in summary)} seeds", fontsize=10)

@@ -46,6 +46,8 @@ class LabConfig:
     """The methods that run (those the task refuses are skipped)."""
     dagger_variants: tuple[str, ...] = ("expert",)
     """The DAgger runs, each a name of ``DAGGER_VARIANTS``."""
+    rkl_gammas: tuple[float, ...] = (0.0, 1.0)
+    """The rkl runs, one per discount of its reward-to-go (``DistillRunConfig.rl_gamma``)."""
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -56,6 +58,10 @@ class LabConfig:
                 raise ValueError(f"{name}: must be a non-empty tuple of {list(valid)}, got {values!r}")
         for n in self.labelled:
             DistillRunConfig(task=self.task, labelled=n)  # validates task and N
+        if not isinstance(self.rkl_gammas, tuple) or not self.rkl_gammas:
+            raise ValueError(f"rkl_gammas: must be a non-empty tuple of discounts in [0, 1], got {self.rkl_gammas!r}")
+        for gamma in self.rkl_gammas:
+            DistillRunConfig(rl_gamma=gamma)
         if "dagger" in self.methods:
             for variant in self.dagger_variants:  # coach needs the task's regret
                 cold_start, labels = DAGGER_VARIANTS[variant]
@@ -74,11 +80,12 @@ def lab_runs(config: LabConfig) -> list[DistillRunConfig]:
             if method not in config.methods or config.task == "sort" and (
                     method == "rkl" or (method == "gkd" and beta == 1.0)):
                 continue
-            variants = [DAGGER_VARIANTS[v] for v in config.dagger_variants] if method == "dagger" else [(False, "expert")]
-            for cold_start, labels in variants:
+            variants = [DAGGER_VARIANTS[v] + (0.0,) for v in config.dagger_variants] if method == "dagger" else (
+                [(False, "expert", g) for g in config.rkl_gammas] if method == "rkl" else [(False, "expert", 0.0)])
+            for cold_start, labels, rl_gamma in variants:
                 for seed in config.seeds:
                     runs.append(DistillRunConfig(task=config.task, method=method, beta=beta, lmbda=lmbda, labelled=n,
-                                                 seed=seed, cold_start=cold_start, labels=labels))
+                                                 seed=seed, cold_start=cold_start, labels=labels, rl_gamma=rl_gamma))
     return runs
 
 
@@ -95,14 +102,16 @@ def summarize_lab(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     sft = {(r["task"], r["labelled"], r["seed"]): r for r in rows if r["method"] == "sft"}
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
-        variant = (r.get("labels") or "expert", bool(r.get("cold_start")))
+        variant = (r.get("labels") or "expert", bool(r.get("cold_start")), r.get("rl_gamma"))
         groups.setdefault((r["task"], r["labelled"], r["method"], r["beta"], r["lmbda"], variant), []).append(r)
     out = []
-    for (task, n, method, beta, lmbda, (labels, cold_start)), rs in groups.items():
+    for (task, n, method, beta, lmbda, (labels, cold_start, rl_gamma)), rs in groups.items():
         entry: dict[str, Any] = {"task": task, "labelled": n, "method": method, "beta": beta, "lmbda": lmbda,
                                  "seeds": len(rs), "teacher_queries": sum(r["teacher_queries"] for r in rs) / len(rs)}
         if method == "dagger":
             entry.update(labels=labels, cold_start=cold_start)
+        if method == "rkl":
+            entry.update(rl_gamma=rl_gamma)
         for key in ("forward_kl", "reverse_kl", "gold_reward", "expert_accuracy", "mistakes_after_first", "slip_rate",
                     "relabelled"):
             values = [r[key] for r in rs if r.get(key) is not None]
@@ -127,7 +136,8 @@ def lab_table(summary: list[dict[str, Any]]) -> str:
         b = "" if e["beta"] is None else f"{e['beta']:g}"
         lam = "" if e["lmbda"] is None else f"{e['lmbda']:g}"
         method = e["method"] + (" + cold start" if e.get("cold_start") else "") + (
-            " + coach" if e.get("labels") == "coach" else "")
+            " + coach" if e.get("labels") == "coach" else "") + (
+            f", γ = {e['rl_gamma']:g}" if e.get("rl_gamma") is not None else "")
         lines.append(f"| {e['labelled']} | {method} | {b} | {lam} | {fmt(e, 'forward_kl')} | {fmt(e, 'reverse_kl')} | "
                      f"{fmt(e, 'gold_reward')} | {fmt(e, 'expert_accuracy')} | {fmt(e, 'mistakes_after_first')} | "
                      f"{fmt(e, 'slip_rate')} | {e['beats_sft']:.0%} | {e['teacher_queries']:.0f} |")
@@ -143,10 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-grid-at", type=int, nargs="*", default=[1000])
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--dagger-variants", nargs="+", default=["expert"], help=" | ".join(DAGGER_VARIANTS))
+    parser.add_argument("--rkl-gammas", type=float, nargs="+", default=[0.0, 1.0],
+                        help="rkl's reward-to-go discounts, one run each")
     args = parser.parse_args(argv)
     config = LabConfig(task=args.task, labelled=tuple(args.labelled), seeds=tuple(range(args.seeds)),
                        full_grid_at=tuple(args.full_grid_at), methods=tuple(args.methods),
-                       dagger_variants=tuple(args.dagger_variants), progress=sys.stderr.isatty())
+                       dagger_variants=tuple(args.dagger_variants), rkl_gammas=tuple(args.rkl_gammas),
+                       progress=sys.stderr.isatty())
     print(json.dumps(run_distillation_lab(config)))
     return 0
 
