@@ -53,10 +53,11 @@ def test_kl_estimator_demo_json(capsys):
 def test_every_method_asks_the_teacher_about_exactly_the_labelled_sequences(cache):
     """Labels are stored once (hard ones by DAgger, distributions by train_gkd), so equal labelled
     sequences are equal teacher queries: N for every method, not N per minibatch."""
-    from llmtrack.pipelines.distillation import METHODS, run_distill
+    from llmtrack.pipelines.distillation import METHODS, rl_batch_sizes, run_distill
 
     for method in METHODS:
-        out = run_distill(DistillRunConfig(task="markov", method=method, labelled=8, rounds=2, updates=6,
+        out = run_distill(DistillRunConfig(task="markov", method=method, labelled=10, rounds=2, updates=6,
                                            batch_size=4, rl_batch=4, n_eval=8), cache_dir=str(cache))
-        assert out["teacher_queries"] == 8, (method, out["teacher_queries"])
-        assert out["labelled"] == 8 and out["forward_kl"] is not None
+        assert out["teacher_queries"] == 10, (method, out["teacher_queries"])  # rkl: batches of 4, 4 and 2
+        assert out["labelled"] == 10 and out["forward_kl"] is not None
+    assert rl_batch_sizes(50, 20) == [20, 20, 10] and rl_batch_sizes(41, 20) == [20, 21] and rl_batch_sizes(7, 20) == [7]

@@ -16,8 +16,8 @@ teacher was actually asked about, repeats included. Every label is stored once (
 distributions by ``train_gkd``), so equal labelled sequences are also equal teacher queries: N
 sequences read by the teacher for every method. What differs is what one query returns -- a token
 (sft, dagger), a whole next-token distribution per step (kd, gkd), a log-probability per step (rkl).
-Updates: sft, kd, dagger and gkd take ``updates`` Adam steps in all; rkl takes N / ``rl_batch`` PPO
-batches of 2 epochs x 2 minibatches, its advantage the reward-to-go at ``rl_gamma``: 0 (the default)
+Updates: sft, kd, dagger and gkd take ``updates`` Adam steps in all; rkl takes PPO batches of ``rl_batch``
+sequences (the remainder of N a last batch, :func:`rl_batch_sizes`) of 2 epochs x 2 minibatches, its advantage the reward-to-go at ``rl_gamma``: 0 (the default)
 credits each token with its own log-ratio alone, 1 with the rest of the sequence's (the exact gradient
 of the sequence KL, docs/equations.md §10). rkl's settings were chosen on seeds 100-102, outside the lab's.
 
@@ -57,7 +57,7 @@ from llmtrack.pipelines.recipe import SFTRunConfig, make_pipeline_task
 from llmtrack.models import FAMILIES, PRESETS
 from llmtrack.tasks import TASKS
 
-__all__ = ["METHODS", "DistillRunConfig", "CountingTeacher", "run_distill"]
+__all__ = ["METHODS", "DistillRunConfig", "CountingTeacher", "run_distill", "rl_batch_sizes"]
 
 METHODS = ("sft", "kd", "dagger", "gkd", "rkl")
 LABELS = ("expert", "coach")
@@ -233,13 +233,30 @@ def _train(config: DistillRunConfig, policy, task, teacher: CountingTeacher) -> 
     ppo = PPO(policy, None, PPOConfig(advantage="reward_to_go", gamma=c.rl_gamma, n_epochs=2, n_minibatches=2,
                                       lr=c.rl_lr, anneal_lr=False, max_grad_norm=1.0, seed=seed))
     reward = ReverseKLReward(teacher, policy)
+    sizes = rl_batch_sizes(N, c.rl_batch)
     rounds = itertools.count()
-    source = CallableSource(lambda: collect(policy, c.rl_batch, seed + 1 + next(rounds)),
-                            steps_per_batch=1)  # budgeted in rounds of rl_batch sequences
+
+    def draw() -> TrajectoryBatch:
+        i = next(rounds)
+        return collect(policy, sizes[i], seed + 1 + i)
+
+    source = CallableSource(draw, steps_per_batch=1)  # budgeted in rounds: one batch each
     history: dict[str, list[float]] = {"reward/reverse_kl": []}
-    ppo.train(source, max(1, N // c.rl_batch), reward_fn=reward,
+    ppo.train(source, len(sizes), reward_fn=reward,
               callback=lambda _: history["reward/reverse_kl"].append(reward.last_stats["reward/reverse_kl"]))
     return history
+
+
+def rl_batch_sizes(labelled: int, rl_batch: int) -> list[int]:
+    """rkl's PPO batches: ``rl_batch`` sequences each, the remainder of N a last, smaller batch (folded into
+    the one before when it is a single sequence), so the teacher scores exactly N sequences."""
+    sizes = [rl_batch] * (labelled // rl_batch)
+    rest = labelled % rl_batch
+    if rest >= 2 or not sizes:
+        sizes.append(rest)
+    elif rest == 1:
+        sizes[-1] += 1
+    return sizes
 
 
 class _Labeller(nn.Module):
