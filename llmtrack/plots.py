@@ -473,7 +473,7 @@ def distillation_lab_figure(summary: Sequence[Mapping[str, Any]]) -> "Figure":
     panels = [name for name, present in (("line", markov), ("grid", grid_n), ("sort", sort)) if present]
     if not panels:
         raise ValueError("summary: no markov forward KL and no sort expert accuracy to draw")
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.4 * len(panels), 5.4), squeeze=False)
     axes = dict(zip(panels, axes[0]))
     if "line" in axes:
         ax = axes["line"]
@@ -490,7 +490,7 @@ def distillation_lab_figure(summary: Sequence[Mapping[str, Any]]) -> "Figure":
                xlabel="labelled sequences N", ylabel="forward KL(teacher || student) of responses (nats)",
                title="markov: distance to the teacher")
         ax.minorticks_off()
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)  # below: the lines fill the axes
     if "grid" in axes:
         ax = axes["grid"]
         betas = sorted({e["beta"] for e in grids[grid_n]})
@@ -520,8 +520,8 @@ def distillation_lab_figure(summary: Sequence[Mapping[str, Any]]) -> "Figure":
         bottom = max(0.0, min(e["expert_accuracy"] for *_, e in found) - 0.1)
         for i, (_, _, e) in enumerate(found):
             if e["method"] != "sft":
-                ax.text(i, bottom + 0.01, f"beats SFT\non {e['beats_sft']:.0%}\nof seeds", ha="center", va="bottom",
-                        fontsize=7, color="white")
+                ax.text(i, bottom + 0.01, f"beats\nSFT:\n{e['beats_sft']:.0%}", ha="center", va="bottom",
+                        fontsize=6, color="white")
         names = {"DAgger + cold start": "DAgger\n+ cold", "DAgger + coach": "DAgger\n+ coach",
                  "DAgger + cold start + coach": "DAgger\n+ cold\n+ coach"}
         ax.set(xticks=x, xticklabels=[names.get(label, e["method"]) for label, _, e in found], ylim=(bottom, 1.0),
