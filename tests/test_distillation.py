@@ -180,22 +180,26 @@ def test_sampled_token_reverse_kl_reward_gives_the_exact_sequence_kl_gradient(ad
         assert (grad - expected).norm() > 0.1 * expected.norm()
 
 
+def _chain_rollout(policy, n: int, seed: int, T: int) -> TrajectoryBatch:
+    """n roll-outs of T steps on the chain whose state is the previous action, from state 0."""
+    gen = torch.Generator().manual_seed(seed)
+    s, obs, acts = torch.zeros(n, dtype=torch.long), [], []
+    for _ in range(T):
+        a, _ = policy.sample(s, generator=gen)
+        obs.append(s)
+        acts.append(a)
+        s = a
+    o, a = torch.stack(obs, 1), torch.stack(acts, 1)
+    return TrajectoryBatch(obs=o, actions=a, mask=torch.ones_like(o, dtype=torch.bool))
+
+
 def test_train_gkd_on_a_tabular_chain_reaches_the_teacher_on_visited_states():
     g = torch.Generator().manual_seed(0)
     A, T = 3, 4
     teacher = TabularPolicy.from_table(torch.softmax(torch.randn(A, A, generator=g), -1).numpy())
 
     def collect(policy, n, seed):
-        gen = torch.Generator().manual_seed(seed)
-        s = torch.zeros(n, dtype=torch.long)
-        obs, acts = [], []
-        for _ in range(T):
-            a, _ = policy.sample(s, generator=gen)
-            obs.append(s)
-            acts.append(a)
-            s = a
-        o, a = torch.stack(obs, 1), torch.stack(acts, 1)
-        return TrajectoryBatch(obs=o, actions=a, mask=torch.ones_like(o, dtype=torch.bool))
+        return _chain_rollout(policy, n, seed, T)
 
     results = {}
     for beta in (0.0, 0.5, 1.0):
@@ -268,15 +272,7 @@ def test_train_gkd_labels_each_sequence_once_across_rounds_of_different_lengths(
             return table.sample(obs, generator=generator, deterministic=deterministic)
 
     def collect(policy, n, seed):  # horizon 2, 3, 4, ... by round
-        gen = torch.Generator().manual_seed(seed)
-        s, obs, acts = torch.zeros(n, dtype=torch.long), [], []
-        for _ in range(2 + seed % 3):
-            a, _ = policy.sample(s, generator=gen)
-            obs.append(s)
-            acts.append(a)
-            s = a
-        o, a = torch.stack(obs, 1), torch.stack(acts, 1)
-        return TrajectoryBatch(obs=o, actions=a, mask=torch.ones_like(o, dtype=torch.bool))
+        return _chain_rollout(policy, n, seed, 2 + seed % 3)
 
     student = TabularPolicy(A, A)
     cfg = GKDConfig(beta=0.5, lmbda=0.5, n_iterations=3, sequences_per_iteration=10, n_updates=200,
