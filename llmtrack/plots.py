@@ -466,6 +466,9 @@ def distillation_lab_figure(summary: Sequence[Mapping[str, Any]]) -> "Figure":
 
     if len(summary) == 0:
         raise ValueError("summary: need at least one entry")
+    sizes = sorted({e.get("size", "nano") for e in summary})
+    if len(sizes) > 1:
+        raise ValueError(f"summary: has students of sizes {sizes}; draw one size at a time")
     markov = [e for e in summary if e["task"] == "markov" and e.get("forward_kl") is not None]
     grids = {n: [e for e in markov if e["labelled"] == n and e["method"] == "gkd"] for n in {e["labelled"] for e in markov}}
     grid_n = max((n for n, es in grids.items() if len(es) > 1), default=None)

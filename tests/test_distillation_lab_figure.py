@@ -61,3 +61,15 @@ def test_missing_parts_leave_their_panels_out_and_nothing_is_refused():
     plt.close(fig)
     with pytest.raises(ValueError, match="^summary:"):
         distillation_lab_figure([])
+
+
+def test_students_of_several_sizes_are_summarised_apart_and_drawn_one_size_at_a_time():
+    rows = _synthetic_lab()
+    small = [{**r, "size": "small", "forward_kl": 2 * r["forward_kl"]} if "forward_kl" in r else {**r, "size": "small"}
+             for r in rows]
+    summary = summarize_lab(rows + small)
+    assert len(summary) == 2 * len(summarize_lab(rows))  # the same groups again, per size
+    sft_small = next(e for e in summary if (e["size"], e["method"], e["labelled"]) == ("small", "sft", 50))
+    assert sft_small["forward_kl"] == pytest.approx(2 * (10 / 50 + 0.05))
+    with pytest.raises(ValueError, match="^summary: has students of sizes"):
+        distillation_lab_figure(summary)

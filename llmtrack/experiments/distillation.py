@@ -48,6 +48,8 @@ class LabConfig:
     """The DAgger runs, each a name of ``DAGGER_VARIANTS``."""
     rkl_gammas: tuple[float, ...] = (0.0, 1.0)
     """The rkl runs, one per discount of its reward-to-go (``DistillRunConfig.rl_gamma``)."""
+    size: str = "nano"
+    """The students' (and their base models') size preset."""
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -57,7 +59,7 @@ class LabConfig:
             if not isinstance(values, tuple) or not values or any(v not in valid for v in values):
                 raise ValueError(f"{name}: must be a non-empty tuple of {list(valid)}, got {values!r}")
         for n in self.labelled:
-            DistillRunConfig(task=self.task, labelled=n)  # validates task and N
+            DistillRunConfig(task=self.task, labelled=n, size=self.size)  # validates task, N and size
         if not isinstance(self.rkl_gammas, tuple) or not self.rkl_gammas:
             raise ValueError(f"rkl_gammas: must be a non-empty tuple of discounts in [0, 1], got {self.rkl_gammas!r}")
         for gamma in self.rkl_gammas:
@@ -85,7 +87,8 @@ def lab_runs(config: LabConfig) -> list[DistillRunConfig]:
             for cold_start, labels, rl_gamma in variants:
                 for seed in config.seeds:
                     runs.append(DistillRunConfig(task=config.task, method=method, beta=beta, lmbda=lmbda, labelled=n,
-                                                 seed=seed, cold_start=cold_start, labels=labels, rl_gamma=rl_gamma))
+                                                 seed=seed, cold_start=cold_start, labels=labels, rl_gamma=rl_gamma,
+                                                 size=config.size))
     return runs
 
 
@@ -95,18 +98,19 @@ def run_distillation_lab(config: LabConfig) -> list[dict[str, Any]]:
 
 
 def summarize_lab(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Mean +- se over seeds per (task, N, method, beta, lambda, DAgger variant), and the fraction of seeds
+    """Mean +- se over seeds per (task, size, N, method, beta, lambda, variant), and the fraction of seeds
     beating SFT; a DAgger variant is its rows' ``labels`` and ``cold_start`` (absent in older rows: plain DAgger)."""
     import torch
 
-    sft = {(r["task"], r["labelled"], r["seed"]): r for r in rows if r["method"] == "sft"}
+    sft = {(r["task"], r.get("size", "nano"), r["labelled"], r["seed"]): r for r in rows if r["method"] == "sft"}
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         variant = (r.get("labels") or "expert", bool(r.get("cold_start")), r.get("rl_gamma"))
-        groups.setdefault((r["task"], r["labelled"], r["method"], r["beta"], r["lmbda"], variant), []).append(r)
+        groups.setdefault((r["task"], r.get("size", "nano"), r["labelled"], r["method"], r["beta"], r["lmbda"], variant),
+                          []).append(r)
     out = []
-    for (task, n, method, beta, lmbda, (labels, cold_start, rl_gamma)), rs in groups.items():
-        entry: dict[str, Any] = {"task": task, "labelled": n, "method": method, "beta": beta, "lmbda": lmbda,
+    for (task, size, n, method, beta, lmbda, (labels, cold_start, rl_gamma)), rs in groups.items():
+        entry: dict[str, Any] = {"task": task, "size": size, "labelled": n, "method": method, "beta": beta, "lmbda": lmbda,
                                  "seeds": len(rs), "teacher_queries": sum(r["teacher_queries"] for r in rs) / len(rs)}
         if method == "dagger":
             entry.update(labels=labels, cold_start=cold_start)
@@ -118,8 +122,8 @@ def summarize_lab(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if values:
                 entry[key], entry[f"{key}_se"] = mean_se(torch.tensor(values, dtype=torch.float64))
         key, better = ("forward_kl", -1) if task == "markov" else ("expert_accuracy", 1)
-        wins = [better * (r[key] - sft[(task, n, r["seed"])][key]) > 0 for r in rs
-                if (task, n, r["seed"]) in sft and r.get(key) is not None]
+        wins = [better * (r[key] - sft[(task, size, n, r["seed"])][key]) > 0 for r in rs
+                if (task, size, n, r["seed"]) in sft and r.get(key) is not None]
         entry["beats_sft"] = sum(wins) / len(wins) if wins else math.nan
         out.append(entry)
     return out
@@ -153,12 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-grid-at", type=int, nargs="*", default=[1000])
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
     parser.add_argument("--dagger-variants", nargs="+", default=["expert"], help=" | ".join(DAGGER_VARIANTS))
+    parser.add_argument("--size", default="nano", help="the students' size preset (default nano)")
     parser.add_argument("--rkl-gammas", type=float, nargs="+", default=[0.0, 1.0],
                         help="rkl's reward-to-go discounts, one run each")
     args = parser.parse_args(argv)
     config = LabConfig(task=args.task, labelled=tuple(args.labelled), seeds=tuple(range(args.seeds)),
                        full_grid_at=tuple(args.full_grid_at), methods=tuple(args.methods),
-                       dagger_variants=tuple(args.dagger_variants), rkl_gammas=tuple(args.rkl_gammas),
+                       dagger_variants=tuple(args.dagger_variants), rkl_gammas=tuple(args.rkl_gammas), size=args.size,
                        progress=sys.stderr.isatty())
     print(json.dumps(run_distillation_lab(config)))
     return 0
