@@ -23,6 +23,10 @@ with one process) never imports Accelerate and computes exactly what it always d
 Per-process seeds: what each process samples on its own (rollouts) must differ, so
 ``process_seed(seed)`` = seed for the main process and seed + 1_000_003 * rank for the others;
 what every process must agree on (the minibatch indices) uses the run's seed unchanged.
+
+On-policy data: each process samples its own share of a batch (its own seed), and ``gather_batch``
+concatenates the shares in rank order on every process, so every process then holds the same
+batch and the update above splits it again; the sampling, the costly part, is done once.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from torch import Tensor
 
 __all__ = ["world_size", "rank", "is_main_process", "process_seed", "accelerator", "local_device", "shard_of",
            "all_reduce_gradients", "broadcast_parameters", "reduce_metric", "on_main_process", "barrier",
-           "minibatches", "token_shard", "synced_step", "shutdown"]
+           "minibatches", "token_shard", "synced_step", "shutdown", "gather_batch"]
 
 T = TypeVar("T")
 
@@ -213,3 +217,20 @@ def reduce_metric(value: Any, share: float) -> Any:
         return float(acc.reduce(torch.tensor([float(value) * share], dtype=torch.float64, device=acc.device),
                                 reduction="sum")[0])
     return value
+
+
+def gather_batch(batch: Any) -> Any:
+    """Every process's batch (a :class:`~minirl.data.TrajectoryBatch`), concatenated in rank order on every
+    process (``TrajectoryBatch.cat``: shares of different lengths are padded). One process: ``batch`` itself.
+
+    The shares travel as pickled objects (``all_gather_object``): batches are small next to the model,
+    and their shapes differ between processes, which a tensor all-gather would not allow."""
+    if accelerator() is None:
+        return batch
+    import torch.distributed as dist
+
+    from minirl.data import TrajectoryBatch
+
+    shares: list[Any] = [None] * world_size()
+    dist.all_gather_object(shares, batch.to("cpu"))
+    return TrajectoryBatch.cat(shares)

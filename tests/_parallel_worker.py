@@ -7,7 +7,8 @@ Modes: ``step`` (one update, batch 8), ``run`` (6 updates of ``train_bc``, batch
 split over 2 processes), ``ppo`` (one ``PPO.update`` with GRPO advantages and a KL regulariser: 2 epochs of 2
 minibatches of 6 responses), ``ppo_bad`` (4 minibatches of 3 responses: do not split over 2 processes),
 ``disc`` (one discriminator update of GAIL with the absorbing state on CartPole: 2 passes of 3 minibatches,
-absorbing units weighing 1 / (1 - gamma), shards of unequal weight and size).
+absorbing units weighing 1 / (1 - gamma), shards of unequal weight and size), ``gather`` (one iteration of
+``PPO.train`` on a bandit whose rows each process samples with its own seed: the gathered batch and the update).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def ppo_update(n_minibatches: int):
 
 
 def discriminator_update():
-    """One ``update_discriminator`` of GAIL (absorbing state) on 4 x 64 CartPole steps of a random MLP policy
+    """One ``update_discriminator`` of GAIL (absorbing state) on 4 CartPole episodes of a random MLP policy
     against two expert episodes; the same batch on every process (nothing here depends on the rank)."""
     import gymnasium as gym
 
@@ -70,9 +71,48 @@ def discriminator_update():
     config = AdversarialConfig(divergence="gail", absorbing=True, disc_epochs=2, disc_minibatches=3, lr=1e-2,
                                ppo=PPOConfig(n_steps=64, seed=1), seed=2)
     trainer = AdversarialImitation(envs, MLPPolicy(4, 2, seed=0), ValueMLP(4, seed=0), demos, config)
-    batch = trainer.ppo.collect(trainer.envs, reward_fn=lambda b: torch.zeros(b.mask.shape))
+    # the policy's episodes drawn with one seed on every process (PPO's own sampler differs per process)
+    batch = rollout(gym.make_vec("CartPole-v1", num_envs=4, vectorization_mode="sync"), MLPPolicy(4, 2, seed=0), 4,
+                    seed=5)
     stats = trainer.update_discriminator(batch)
     return {"params": [p.detach().clone() for p in trainer.disc.parameters()], "history": [stats]}
+
+
+GATHER_SEED = 7
+
+
+def bandit_batch(seed: int) -> TrajectoryBatch:
+    """2 groups of 4 pulls of a 4-armed bandit by the uniform initial table, drawn with ``seed``."""
+    from minirl.policies import TabularPolicy
+
+    obs = torch.zeros(8, 1, dtype=torch.long)
+    actions, log_probs = TabularPolicy(1, 4).sample(obs[:, 0], generator=torch.Generator().manual_seed(seed))
+    return TrajectoryBatch(obs=obs, actions=actions[:, None], mask=torch.ones(8, 1, dtype=torch.bool),
+                           log_probs=log_probs[:, None], group_size=4)
+
+
+def bandit_reward(batch: TrajectoryBatch) -> torch.Tensor:
+    return torch.tensor([1.0, 0.5, 0.0, -0.5])[batch.actions]  # (B, 1)
+
+
+GATHER_CONFIG = dict(advantage="grpo", n_epochs=2, n_minibatches=2, lr=0.05, seed=3)
+
+
+def gather_train():
+    """One ``PPO.train`` iteration: each process samples its own 8 rows (seed ``process_seed(GATHER_SEED)``);
+    returns the gathered batch's actions as the reward function saw them and the parameters after."""
+    from minirl.algos.ppo import PPO, PPOConfig
+    from minirl.policies import TabularPolicy
+
+    policy, seen = TabularPolicy(1, 4), []
+
+    def reward(batch):
+        seen.append(batch.actions.clone())
+        return bandit_reward(batch)
+
+    PPO(policy, None, PPOConfig(**GATHER_CONFIG)).train(lambda: bandit_batch(parallel.process_seed(GATHER_SEED)), 1,
+                                                        reward_fn=reward)
+    return {"params": [p.detach().clone() for p in policy.parameters()], "history": [], "seen": seen}
 
 
 def run(mode: str):
@@ -82,6 +122,8 @@ def run(mode: str):
     torch.manual_seed(parallel.process_seed(0))  # differs per process; the model below must not depend on it
     if mode == "disc":
         return discriminator_update()
+    if mode == "gather":
+        return gather_train()
     if mode in ("ppo", "ppo_bad"):
         return ppo_update({"ppo": 2, "ppo_bad": 4}[mode])
     policy = LMPolicy(build_model("nano", 16, seed=0), device="cpu")
@@ -103,7 +145,7 @@ def run(mode: str):
 
 def run_all() -> dict:
     results = {}
-    for mode in ("step", "run", "bad", "ppo", "ppo_bad", "disc"):
+    for mode in ("step", "run", "bad", "ppo", "ppo_bad", "disc", "gather"):
         try:
             results[mode] = run(mode)
         except ValueError as err:

@@ -7,8 +7,8 @@ token count only if each shard is weighted by its share (a plain average of the 
 would differ). One launch runs five things: one BC / SFT update on 2 x 4 against 1 x 8, a
 six-update SFT run's gathered metrics, a batch of 7 that does not split over 2 processes, one PPO
 update (GRPO, KL regulariser, clipped global gradient norm; 4 minibatches of 2 x 3 responses
-against 1 x 6), PPO minibatches of 3 that do not split, and one update of GAIL's discriminator (two
-normalisers, shards of unequal weight).
+against 1 x 6), PPO minibatches of 3 that do not split, one update of GAIL's discriminator (two
+normalisers, shards of unequal weight), and one PPO.train iteration whose rows each process samples itself.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import _parallel_worker as worker  # noqa: E402
 from minirl import parallel  # noqa: E402
 from minirl.algos.minibatch import minibatch_training  # noqa: E402
 from minirl.algos.bc import BCConfig  # noqa: E402
+from minirl.data import TrajectoryBatch  # noqa: E402
 
 ACCELERATE = Path(sys.executable).with_name("accelerate")
 
@@ -107,6 +108,27 @@ def test_one_discriminator_update_on_two_processes_is_the_one_process_update(two
         torch.testing.assert_close(a, b, atol=2e-5, rtol=0)
     for key in ("disc/loss", "disc/acc_demo", "disc/acc_policy"):
         assert two["history"][0][key] == pytest.approx(one["history"][0][key], abs=1e-5), key
+
+
+def test_ppo_train_gathers_each_processs_own_samples_and_updates_on_all_of_them(two_processes, one_process):
+    """Under two processes each samples its own rows (seed process_seed: 7 and 7 + 1_000_003); PPO.train hands
+    the reward function and the update their concatenation in rank order, on every process, and the
+    parameters after are those of one process updating on that whole batch."""
+    from minirl.algos.ppo import PPO, PPOConfig
+    from minirl.policies import TabularPolicy
+    from minirl.rollout import with_reward
+
+    two = two_processes["gather"]
+    assert "error" not in two, two.get("error")
+    share0, share1 = worker.bandit_batch(worker.GATHER_SEED), worker.bandit_batch(worker.GATHER_SEED + 1_000_003)
+    assert not torch.equal(share0.actions, share1.actions)  # the processes sampled different rows
+    assert torch.equal(two["seen"][0], torch.cat([share0.actions, share1.actions]))
+    assert torch.equal(one_process["gather"]["seen"][0], share0.actions)  # one process: its own batch only
+    reference = TabularPolicy(1, 4)
+    whole = with_reward(TrajectoryBatch.cat([share0, share1]), worker.bandit_reward)
+    PPO(reference, None, PPOConfig(**worker.GATHER_CONFIG)).update(whole)
+    for a, b in zip(two["params"], reference.parameters()):
+        torch.testing.assert_close(a, b.detach(), atol=2e-6, rtol=0)
 
 
 def test_one_process_never_loads_accelerate_and_weights_are_checked_only_when_sharding():

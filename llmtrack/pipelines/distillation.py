@@ -42,6 +42,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from minirl import parallel
 from minirl.algos.bc import BCConfig, train_bc
 from minirl.algos.coaching import Coach, CoachConfig
 from minirl.algos.dagger import DAggerConfig, train_dagger
@@ -238,7 +239,7 @@ def _train(config: DistillRunConfig, policy, task, teacher: CountingTeacher) -> 
 
     def draw() -> TrajectoryBatch:
         i = next(rounds)
-        return collect(policy, sizes[i], seed + 1 + i)
+        return collect(policy, sizes[i], parallel.process_seed(seed + 1 + i))  # own samples per process
 
     source = CallableSource(draw, steps_per_batch=1)  # budgeted in rounds: one batch each
     history: dict[str, list[float]] = {"reward/reverse_kl": []}

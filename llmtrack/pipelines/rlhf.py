@@ -37,6 +37,7 @@ import torch
 from minirl.algos.kl_penalty import KLPenalisedReward
 from minirl.algos.ppo import PPO, PPOConfig
 from minirl.checks import check_int, check_number, check_seed
+from minirl import parallel
 from minirl.data import TrajectoryBatch, last_step
 from minirl.policies import check_same_actions
 from minirl.scorers import as_scorer
@@ -59,7 +60,9 @@ class ResponseSource(BatchSource):
     value head the batch also carries what GAE needs: V(s_t) and V(s_{t+1}), 0 after the last step
     -- the objective counts nothing beyond a response, so nothing is bootstrapped.
     ``episode_returns`` holds the batch's *gold* rewards, for logging only; the learner's reward
-    is PPO's ``reward_fn``. Batches vary in size, so PPO's budget counts their tokens.
+    is PPO's ``reward_fn``. Batches vary in size, so PPO's budget counts their tokens. Under ``accelerate
+    launch`` each process samples its own ``n_prompts`` (seed ``parallel.process_seed(seed)``) and PPO
+    gathers them: the batch is W x n_prompts prompts.
     """
 
     def __init__(self, policy: LMPolicy, task: Task, n_prompts: int = 32, group_size: int = 1, seed: int = 0):
@@ -67,7 +70,7 @@ class ResponseSource(BatchSource):
         self.policy, self.task = policy, task
         self.n_prompts = check_int(n_prompts, "n_prompts", 1)
         self.group_size = check_int(group_size, "group_size", 1)
-        self.generator = torch.Generator().manual_seed(check_seed(seed))
+        self.generator = torch.Generator().manual_seed(parallel.process_seed(check_seed(seed)))  # own per process
 
     @torch.no_grad()
     def __call__(self) -> TrajectoryBatch:

@@ -9,10 +9,9 @@ Symbols, per step t of a masked (B, T) batch (row b, column t):
     L_V     = 1/2 (V(s_t) - R_t)^2, optionally clipped around the old value
     L       = mean_t [L_clip + c_V L_V - c_H H(pi(.|s_t))]
 
-The losses are pure functions of (B, T) tensors, so the same code trains a gymnasium policy
-on fragments (rows = sub-envs, several episodes per row) and a language model on sequences
-(one episode per row, padding masked): :meth:`PPO.update` needs only a batch with
-log_probs, values, rewards, ``next_values`` and where episodes end (``terminated`` / ``truncated``).
+The losses are pure functions of (B, T) tensors, so the same code trains a gymnasium policy on fragments
+(rows = sub-envs, several episodes per row) and a language model on sequences (one episode per row, padding
+masked): :meth:`PPO.update` needs log_probs, values, rewards, ``next_values`` and where episodes end.
 PPO, REINFORCE, RLOO and GRPO differ only in how A_t is estimated (``PPOConfig.advantage``):
 :func:`gae` with a value function, or without one a Monte-Carlo estimate from
 :mod:`minirl.algos.group_advantages` -- the reward-to-go of per-step rewards, or one score per
@@ -20,9 +19,8 @@ sequence (its summed reward) made group-relative and given to every step of the 
 
 Batches come from a *batch source* (:mod:`minirl.sources`: a vector env's fragments, an LM's responses,
 any callable); :meth:`PPO.train` is one loop over a source, a vector env wrapped into one at the door.
-
-Under ``accelerate launch`` (docs/scale.md) every process holds the same batch and :meth:`PPO.update` gives
-each B / W rows of a minibatch, weighted by their share of its real tokens: one step on the summed gradient.
+Under ``accelerate launch`` (docs/scale.md) :meth:`train` gathers the processes' own samples into one
+batch on every process, and :meth:`update` gives each B / W rows of a minibatch, weighted by real tokens.
 """
 
 from __future__ import annotations
@@ -220,7 +218,9 @@ class PPO:
         self.params = list(params.values())
         parallel.broadcast_parameters(self.params)  # W processes start equal (one process: nothing)
         self.optimizer = torch.optim.Adam(self.params, lr=config.lr, eps=1e-5)
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)  # minibatches: the same on every process
+        self.sampler = self.generator if parallel.world_size() == 1 else torch.Generator().manual_seed(
+            parallel.process_seed(config.seed))  # rollouts: this process's own stream under accelerate launch
         self._source: BatchSource | None = None
         self._envs: Any = None
 
@@ -229,8 +229,8 @@ class PPO:
         this policy with this PPO's generator (the first batch resets it with ``config.seed``; the same
         env again continues its episodes); a source stays itself; a plain callable is wrapped."""
         if envs is not self._envs or self._source is None:
-            self._source = as_source(envs, self.policy, self.value_fn, self.config.n_steps, self.generator,
-                                     self.config.seed)
+            self._source = as_source(envs, self.policy, self.value_fn, self.config.n_steps, self.sampler,
+                                     parallel.process_seed(self.config.seed))
             self._envs = envs
         return self._source
 
@@ -312,21 +312,21 @@ class PPO:
         """Alternate drawing a batch from the source and ``update`` until the budget is spent.
 
         Args:
-            envs: a batch source (:mod:`minirl.sources`; e.g. sampled LM responses, whose real
-                steps -- tokens -- count against ``total_steps``), a plain callable returning
-                batches, or a vector env (wrapped by :meth:`source`; its fragments' vector steps
-                set the number of iterations, ceil(total_steps / (n_steps N))).
-            reward_fn: the learner's reward, ``f(batch) -> (B, T)``
-                (:func:`minirl.rollout.with_reward`); without it the batch's own rewards are used.
+            envs: a batch source (:mod:`minirl.sources`; e.g. sampled LM responses, whose real steps --
+                tokens -- count against ``total_steps``), a plain callable returning batches, or a vector
+                env (:meth:`source`; its fragments set the iterations, ceil(total_steps / (n_steps N W))).
+            reward_fn: the learner's reward, ``f(batch) -> (B, T)`` (:func:`minirl.rollout.with_reward`),
+                on the gathered batch; without it the batch's own rewards are used.
             callback: called with each iteration's record; returning True stops training.
         Returns:
-            history: one record per iteration: 'env_steps' (real transitions so far),
-            'episode_return' (mean gold/env return of the episodes completed in this iteration,
-            NaN if none), 'episodes', 'wall_s', 'lr', and :meth:`update`'s losses and stats.
+            history: one record per iteration: 'env_steps' (real transitions so far), 'episode_return'
+            (mean gold/env return of this process's episodes completed in this iteration, NaN if none),
+            'episodes', 'wall_s', 'lr', and :meth:`update`'s losses and stats.
         """
         total_steps = check_int(total_steps, "total_steps", 1)
         source = self.source(envs)
-        budget = Budget(total_steps, source.steps_per_batch)
+        spb = source.steps_per_batch  # per process; a gathered batch holds W processes' shares
+        budget = Budget(total_steps, None if spb is None else spb * parallel.world_size())
         history: list[dict[str, Any]] = []
         env_steps, start = 0, time.perf_counter()
         bar = tqdm(total=budget.total, desc="PPO", disable=not progress)
@@ -334,7 +334,8 @@ class PPO:
             lr = self.config.lr * (1.0 - budget.fraction) if self.config.anneal_lr else self.config.lr
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            batch = source() if reward_fn is None else with_reward(source(), reward_fn)
+            batch = parallel.gather_batch(source())  # every process's share (one process: its batch)
+            batch = batch if reward_fn is None else with_reward(batch, reward_fn)
             stats = self.update(batch)
             env_steps += batch.n_steps
             bar.update(budget.spend(batch))
