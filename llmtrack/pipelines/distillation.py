@@ -17,9 +17,9 @@ distributions by ``train_gkd``), so equal labelled sequences are also equal teac
 sequences read by the teacher for every method. What differs is what one query returns -- a token
 (sft, dagger), a whole next-token distribution per step (kd, gkd), a log-probability per step (rkl).
 Updates: sft, kd, dagger and gkd take ``updates`` Adam steps in all; rkl takes PPO batches of ``rl_batch``
-sequences (the remainder of N a last batch, :func:`rl_batch_sizes`) of 2 epochs x 2 minibatches, its advantage the reward-to-go at ``rl_gamma``: 0 (the default)
-credits each token with its own log-ratio alone, 1 with the rest of the sequence's (the exact gradient
-of the sequence KL, docs/equations.md §10). rkl's settings were chosen on seeds 100-102, outside the lab's.
+sequences (the remainder of N a last batch, :func:`rl_batch_sizes`) of 2 epochs x 2 minibatches. Its
+advantage is the reward-to-go at ``rl_gamma``: 0 (the default) credits each token with its own log-ratio
+alone, 1 with the rest of the sequence's (the exact gradient of the sequence KL, docs/equations.md §10). rkl's settings were chosen on seeds 100-102, outside the lab's.
 
 On sort the teacher gives probability 0 to every wrong token, so the reverse KL (beta = 1, rkl) is +inf
 on any student sample: refused as bad input, before any work.
@@ -179,10 +179,6 @@ class CountingTeacher(nn.Module):
         self.queries += batch.batch_size
         return self.teacher.log_probs_all(batch)
 
-    def log_probs_all(self, batch: TrajectoryBatch) -> Tensor:
-        """The token-policy reading (what ``SampledExpert`` samples hard labels from); counted like the others."""
-        return self.label_distribution(batch)
-
     def log_prob(self, batch: TrajectoryBatch) -> Tensor:
         self.queries += batch.batch_size
         return self.teacher.log_prob(batch)
@@ -219,7 +215,7 @@ def _train(config: DistillRunConfig, policy, task, teacher: CountingTeacher) -> 
 
         return train_gkd(policy, teacher, collect, gkd, off_policy=teacher_samples)[1]
     if c.method == "dagger":
-        labeller = _Labeller(SampledExpert(teacher, seed=seed), teacher)  # hard labels: a teacher sample at each state
+        labeller = SampledExpert(teacher, seed=seed)  # hard labels: a teacher sample at each state; acts as the teacher
         if c.labels == "coach":  # the teacher's action, or the student's most likely zero-regret one
             labeller = Coach(policy, labeller, task.regret, CoachConfig(threshold=c.coach_threshold))
         dagger = DAggerConfig(n_iterations=c.rounds, episodes_per_iteration=N // c.rounds,
@@ -258,20 +254,6 @@ def rl_batch_sizes(labelled: int, rl_batch: int) -> list[int]:
     elif rest == 1:
         sizes[-1] += 1
     return sizes
-
-
-class _Labeller(nn.Module):
-    """DAgger's expert: hard sampled labels from ``labeller``, acting as the teacher in a cold start's roll-in."""
-
-    def __init__(self, labeller: SampledExpert, teacher: CountingTeacher):
-        super().__init__()
-        self.labeller, self.teacher, self.n_actions = labeller, teacher, teacher.n_actions
-
-    def label(self, batch: TrajectoryBatch) -> Tensor:
-        return self.labeller.label(batch)  # counted by the teacher's log_probs_all
-
-    def sample(self, obs: Tensor, generator: torch.Generator | None = None, deterministic: bool = False):
-        return self.teacher.sample(obs, generator=generator, deterministic=deterministic)
 
 
 def run_distill(config: DistillRunConfig = DistillRunConfig(), cache_dir: str | None = None) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 DAgger (:mod:`minirl.algos.dagger`, docs/equations.md §3) labels every state the learner visits with the
 expert's action; Q^E below is the expert's action value (docs/equations.md §1). When the learner is far
 from the expert -- it gives the expert's action little probability, or its policy class cannot follow the
-expert's way back -- such a label may be out of its reach, and fitting it costs the learner elsewhere. He, Daumé & Eisner ("Imitation learning by coaching", NIPS 2012) teach a *hope* action
-instead, good under the task's loss and easy for the current learner:
+expert's way back -- such a label may be out of its reach, and fitting it costs the learner elsewhere.
+He, Daumé & Eisner ("Imitation learning by coaching", NIPS 2012) teach a *hope* action instead, good
+under the task's loss and easy for the current learner:
 
     a_hope(s) = argmax_a [ eta * score_theta(a | s) - loss(s, a) ].
 
