@@ -147,10 +147,7 @@ def kl_estimators_table(result: dict[str, Any]) -> str:
              f"|grad KL| = {result['exact_grad_norm']:.4f}", "",
              "| estimator | placement | E[K] | bias | Var[K] | norm of E[grad] | cosine to grad KL | relative error |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r in result["rows"]:
-        cos = "undefined" if math.isnan(r["cosine"]) else f"{r['cosine']:+.4f}"
-        lines.append(f"| {r['estimator']} | {PLACEMENTS[r['placement']]} | {r['expected']:.4f} | {r['bias']:+.4f} | "
-                     f"{r['variance']:.4f} | {r['grad_norm']:.4f} | {cos} | {r['rel_error']:.2e} |")
+    lines += [_table_row(r, PLACEMENTS[r["placement"]]) for r in result["rows"]]
     for off in result.get("off_policy", []):
         rows = {(r["estimator"], r["placement"]): r for r in off["rows"]}
         lines += ["", f"Off policy: samples from pi_old = {off['behaviour']}, gradient at pi; KL(d^old || d^pi) = "
@@ -158,10 +155,13 @@ def kl_estimators_table(result: dict[str, Any]) -> str:
                   f"PPO's clip range (eps = {off['clip_eps']:g})", "",
                   "| estimator | placement | E_old[K] | bias | Var_old[K] | norm of E[grad] | cosine to grad KL | "
                   "relative error |", "|---|---|---:|---:|---:|---:|---:|---:|"]
-        for placement, (estimators, label) in OFF_POLICY_ROWS.items():
-            for est in estimators:
-                r = rows[est, placement]
-                cos = "undefined" if math.isnan(r["cosine"]) else f"{r['cosine']:+.4f}"
-                lines.append(f"| {est} | {label} | {r['expected']:.4f} | {r['bias']:+.4f} | {r['variance']:.4f} | "
-                             f"{r['grad_norm']:.4f} | {cos} | {r['rel_error']:.2e} |")
+        lines += [_table_row(rows[est, placement], label)
+                  for placement, (estimators, label) in OFF_POLICY_ROWS.items() for est in estimators]
     return "\n".join(lines)
+
+
+def _table_row(r: dict[str, Any], label: str) -> str:
+    """One markdown row of a lab table (a zero gradient's cosine is "undefined")."""
+    cos = "undefined" if math.isnan(r["cosine"]) else f"{r['cosine']:+.4f}"
+    return (f"| {r['estimator']} | {label} | {r['expected']:.4f} | {r['bias']:+.4f} | {r['variance']:.4f} | "
+            f"{r['grad_norm']:.4f} | {cos} | {r['rel_error']:.2e} |")
