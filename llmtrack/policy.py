@@ -257,6 +257,7 @@ class KVDecoder:
         positions = (self.n_real - 1).clamp_min(0)  # (N, 1): index among real tokens, as attention_inputs counts
         self._run(tokens, positions, self.cache)
 
+
 def check_same_vocabulary(policy: TokenPolicy, other: TokenPolicy, field: str = "reference") -> None:
     """Refuse a pair over different vocabularies (policy / reference, student / teacher): their
     log-probs would be compared token id by token id. A ValueError naming ``field``."""

@@ -36,8 +36,8 @@ from torch import Tensor
 from minirl.data import TrajectoryBatch
 from minirl.policies import Policy
 
-__all__ = ["KL_ESTIMATORS", "kl_estimate", "KLEstimate", "mean_se", "ratio_se", "sequence_log_prob", "monte_carlo_kl", "pair_accuracy", "correlation",
-           "within_group_slope"]
+__all__ = ["KL_ESTIMATORS", "kl_estimate", "KLEstimate", "mean_se", "ratio_se", "sequence_log_prob", "monte_carlo_kl",
+           "pair_accuracy", "correlation", "within_group_slope"]
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ sequences read by the teacher for every method. What differs is what one query r
 Updates: sft, kd, dagger and gkd take ``updates`` Adam steps in all; rkl takes PPO batches of ``rl_batch``
 sequences (the remainder of N a last batch, :func:`rl_batch_sizes`) of 2 epochs x 2 minibatches. Its
 advantage is the reward-to-go at ``rl_gamma``: 0 (the default) credits each token with its own log-ratio
-alone, 1 with the rest of the sequence's (the exact gradient of the sequence KL, docs/equations.md §10). rkl's settings were chosen on seeds 100-102, outside the lab's.
+alone, 1 with the rest of the sequence's (the exact gradient of the sequence KL, docs/equations.md §10).
+rkl's settings were chosen on seeds 100-102, outside the lab's.
 
 On sort the teacher gives probability 0 to every wrong token, so the reverse KL (beta = 1, rkl) is +inf
 on any student sample: refused as bad input, before any work.
